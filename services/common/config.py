@@ -1,0 +1,97 @@
+"""Configuration from environment variables, with documented defaults.
+
+Every variable is listed in ``ENV_DOCS`` so the README and ``faceswap config`` show the same table.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENV_DOCS: dict[str, tuple[str, str]] = {
+    "FACESWAP_STORAGE": ("local", "object store backend: 'local' (a directory) or 's3' (S3/MinIO)"),
+    "FACESWAP_DATA_DIR": ("~/.faceswap", "root of local storage, the job database and logs"),
+    "FACESWAP_BUCKET": ("faceswap", "bucket (S3) or top folder (local) for all objects"),
+    "S3_ENDPOINT": ("", "S3/MinIO endpoint, host:port or URL; setting it implies FACESWAP_STORAGE=s3"),
+    "S3_ACCESS_KEY": ("", "S3 access key"),
+    "S3_SECRET_KEY": ("", "S3 secret key"),
+    "S3_REGION": ("us-east-1", "S3 region"),
+    "S3_SECURE": ("false", "use https for S3_ENDPOINT without a scheme"),
+    "FACESWAP_DB_URL": ("", "job database: empty = SQLite in FACESWAP_DATA_DIR, or postgresql://..."),
+    "FACESWAP_MEDIA_ADDR": ("127.0.0.1:50051", "media service address"),
+    "FACESWAP_DETECTOR_ADDR": ("127.0.0.1:50052", "detector service address"),
+    "FACESWAP_TRAINER_ADDR": ("127.0.0.1:50053", "trainer service address"),
+    "FACESWAP_CONVERTER_ADDR": ("127.0.0.1:50054", "converter service address"),
+    "FACESWAP_JOBS_ADDR": ("127.0.0.1:50050", "job API (orchestrator) address"),
+    "FACESWAP_METRICS_PORT": ("0", "Prometheus /metrics port of a service (0 = gRPC port + 1000)"),
+    "FACESWAP_MAX_MESSAGE_MB": ("16", "largest gRPC message a server or client accepts, MiB"),
+    "FACESWAP_LOG_LEVEL": ("INFO", "log level"),
+    "FACESWAP_LOG_FORMAT": ("json", "'json' (one object per line) or 'text'"),
+    "FACESWAP_RPC_TIMEOUT": ("600", "default deadline for internal RPCs, seconds"),
+    "FACESWAP_THREADS": ("0", "torch/OpenCV threads (0 = all cores)"),
+}
+
+
+def env(name: str) -> str:
+    """The variable's value, or its documented default."""
+    return os.environ.get(name, ENV_DOCS[name][0])
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    backend: str
+    root: Path
+    bucket: str
+    endpoint: str = ""
+    access_key: str = ""
+    secret_key: str = ""
+    region: str = "us-east-1"
+    secure: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    storage: StorageConfig
+    db_url: str
+    addresses: dict[str, str] = field(default_factory=dict)
+    max_message_bytes: int = 16 * 1024 * 1024
+    rpc_timeout: float = 600.0
+    threads: int = 0
+
+
+def data_dir() -> Path:
+    return Path(os.path.expanduser(env("FACESWAP_DATA_DIR")))
+
+
+def load_settings() -> Settings:
+    """Reads the environment now (never at import time, so tests can set variables)."""
+    root = data_dir()
+    endpoint = env("S3_ENDPOINT")
+    backend = env("FACESWAP_STORAGE")
+    if endpoint and "FACESWAP_STORAGE" not in os.environ:
+        backend = "s3"
+    storage = StorageConfig(
+        backend=backend,
+        root=root / "storage",
+        bucket=env("FACESWAP_BUCKET"),
+        endpoint=endpoint,
+        access_key=env("S3_ACCESS_KEY"),
+        secret_key=env("S3_SECRET_KEY"),
+        region=env("S3_REGION"),
+        secure=env("S3_SECURE").lower() in ("1", "true", "yes"),
+    )
+    addresses = {
+        name: env(f"FACESWAP_{name.upper()}_ADDR")
+        for name in ("media", "detector", "trainer", "converter", "jobs")
+    }
+    return Settings(
+        data_dir=root,
+        storage=storage,
+        db_url=env("FACESWAP_DB_URL"),
+        addresses=addresses,
+        max_message_bytes=int(env("FACESWAP_MAX_MESSAGE_MB")) * 1024 * 1024,
+        rpc_timeout=float(env("FACESWAP_RPC_TIMEOUT")),
+        threads=int(env("FACESWAP_THREADS")),
+    )

@@ -1,0 +1,188 @@
+"""gRPC server bootstrap shared by every service.
+
+``serve()`` gives each service the same production basics: health checking (grpc.health.v1),
+reflection, Prometheus metrics with per-RPC counters and latency, domain errors mapped to gRPC status
+codes, message size limits, structured logging, and a graceful drain on SIGTERM/SIGINT.
+A service's server.py only builds its servicer and calls ``serve``.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from services.common.config import env, load_settings
+from services.common.errors import ServiceError
+from services.common.logging import setup_logging
+from services.common.metrics import instrument, split_method, start_metrics_server
+
+log = logging.getLogger("faceswap.server")
+
+
+def _abort_for(exc: BaseException, context: grpc.ServicerContext, method: str) -> None:
+    if isinstance(exc, ServiceError):
+        context.abort(exc.code, exc.message)
+    log.error("unhandled error in %s: %s", method, "".join(traceback.format_exception(exc)))
+    # The client gets a short reason, never a traceback.
+    context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}: {type(exc).__name__}: {exc}")
+
+
+def _map_errors(behavior: Callable[..., Any], method: str, streaming_response: bool) -> Callable[..., Any]:
+    if streaming_response:
+
+        def stream_handler(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            try:
+                yield from behavior(request, context)
+            except grpc.RpcError:
+                raise
+            except Exception as exc:
+                if context.code() is not None and context.code() != grpc.StatusCode.OK:
+                    raise
+                _abort_for(exc, context, method)
+
+        return stream_handler
+
+    def unary_handler(request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return behavior(request, context)
+        except Exception as exc:
+            if type(exc).__name__ == "_AbortError" or (
+                context.code() is not None and context.code() != grpc.StatusCode.OK
+            ):
+                raise
+            _abort_for(exc, context, method)
+
+    return unary_handler
+
+
+class ServiceInterceptor(grpc.ServerInterceptor):
+    """Metrics + error mapping around every handler (health and reflection included)."""
+
+    def intercept_service(self, continuation: Callable[..., Any], handler_call_details: Any) -> Any:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        service, method = split_method(handler_call_details.method)
+        for kind in ("unary_unary", "unary_stream", "stream_unary", "stream_stream"):
+            behavior = getattr(handler, kind)
+            if behavior is None:
+                continue
+            streaming_response = kind.endswith("_stream")
+            wrapped = instrument(
+                _map_errors(behavior, f"{service}/{method}", streaming_response),
+                service,
+                method,
+                streaming_response,
+            )
+            factory = getattr(grpc, f"{kind}_rpc_method_handler")
+            return factory(
+                wrapped,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+
+@dataclass
+class ServiceSpec:
+    """What a service contributes: its name, how to register its servicer(s), extra interceptors."""
+
+    name: str
+    register: Callable[[grpc.Server], None]
+    service_names: list[str]
+    interceptors: list[grpc.ServerInterceptor] = field(default_factory=list)
+    on_stop: Callable[[], None] | None = None
+
+
+@dataclass
+class RunningServer:
+    server: grpc.Server
+    port: int
+    metrics_port: int
+    health: health.HealthServicer
+    spec: ServiceSpec
+    _stopped: threading.Event = field(default_factory=threading.Event)
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Turns health NOT_SERVING, lets calls in flight finish within grace, then stops."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self.health.enter_graceful_shutdown()
+        if self.spec.on_stop:
+            self.spec.on_stop()
+        self.server.stop(grace).wait(grace + 1)
+
+    def wait(self) -> None:
+        self.server.wait_for_termination()
+
+
+def start_server(
+    spec: ServiceSpec,
+    port: int = 0,
+    host: str = "127.0.0.1",
+    metrics_port: int | None = None,
+    max_workers: int = 16,
+    server_credentials: grpc.ServerCredentials | None = None,
+) -> RunningServer:
+    """Starts a server in this process (non-blocking). Port 0 picks a free port."""
+    settings = load_settings()
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=spec.name),
+        interceptors=[ServiceInterceptor(), *spec.interceptors],
+        options=[
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    spec.register(server)
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = [*spec.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
+    reflection.enable_server_reflection(names, server)
+    address = f"{host}:{port}"
+    bound = (
+        server.add_secure_port(address, server_credentials)
+        if server_credentials
+        else server.add_insecure_port(address)
+    )
+    if bound == 0:
+        raise OSError(f"cannot bind {address}")
+    server.start()
+    for name in ["", *spec.service_names]:
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    if metrics_port is None:
+        configured = int(env("FACESWAP_METRICS_PORT"))
+        metrics_port = configured if configured else (bound + 1000 if port else 0)
+    bound_metrics = start_metrics_server(metrics_port, addr=host if host != "[::]" else "0.0.0.0")
+    log.info(
+        "service started",
+        extra={"service": spec.name, "address": f"{host}:{bound}", "metrics_port": bound_metrics},
+    )
+    return RunningServer(server, bound, bound_metrics, health_servicer, spec)
+
+
+def serve(spec: ServiceSpec, port: int, host: str = "0.0.0.0") -> None:
+    """Runs a service until SIGTERM/SIGINT, then drains gracefully (blocking)."""
+    setup_logging(spec.name)
+    running = start_server(spec, port=port, host=host)
+    done = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("draining on signal", extra={"service": spec.name, "signal": signum})
+        threading.Thread(target=lambda: (running.stop(grace=30.0), done.set()), daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    done.wait()

@@ -1,0 +1,125 @@
+"""The alignments file: what the detector found in every frame, read by trainer and converter.
+
+Schema (JSON, ``version`` 1)::
+
+    {
+      "version": 1,
+      "size": 64,                # aligned face size in pixels
+      "coverage": 0.75,          # share of the crop the landmark template spans
+      "detector": "hog",
+      "frames": [
+        {
+          "index": 0,            # frame number in the source
+          "key": "jobs/x/frames/00000000.png",   # object key (or file name) of the frame
+          "width": 1280, "height": 720,
+          "status": "ok",        # ok | no_face | filtered | unreadable
+          "reason": "",          # why, when status is not ok
+          "faces": [
+            {
+              "box": [left, top, right, bottom],
+              "score": 1.2,                  # detector confidence
+              "landmarks": [[x, y], ...],    # 68 points, frame pixels
+              "matrix": [[a, b, tx], [c, d, ty]],   # frame -> aligned face (cv2.warpAffine)
+              "identity_distance": 0.41,     # to the nearest reference embedding, -1 if none
+              "face_key": "faces/00000000_0.png"    # aligned crop, when saved
+            }
+          ]
+        }
+      ]
+    }
+
+Frames with no face or that could not be read stay in the file with their reason.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from services.common.errors import InvalidArgument
+
+VERSION = 1
+STATUSES = ("ok", "no_face", "filtered", "unreadable")
+
+
+@dataclass
+class FaceRecord:
+    box: list[int]
+    score: float
+    landmarks: list[list[float]]
+    matrix: list[list[float]]
+    identity_distance: float = -1.0
+    face_key: str = ""
+
+    @property
+    def landmarks_array(self) -> np.ndarray:
+        return np.asarray(self.landmarks, dtype=np.float64)
+
+    @property
+    def matrix_array(self) -> np.ndarray:
+        return np.asarray(self.matrix, dtype=np.float64)
+
+
+@dataclass
+class FrameRecord:
+    index: int
+    key: str
+    width: int = 0
+    height: int = 0
+    status: str = "ok"
+    reason: str = ""
+    faces: list[FaceRecord] = field(default_factory=list)
+
+
+@dataclass
+class Alignments:
+    size: int = 64
+    coverage: float = 0.75
+    detector: str = "hog"
+    frames: list[FrameRecord] = field(default_factory=list)
+    version: int = VERSION
+
+    def by_index(self) -> dict[int, FrameRecord]:
+        return {f.index: f for f in self.frames}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def dumps(self) -> bytes:
+        return json.dumps(self.to_dict(), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Alignments:
+        if not isinstance(data, dict) or data.get("version") != VERSION:
+            raise InvalidArgument(
+                f"alignments version {data.get('version') if isinstance(data, dict) else None!r} "
+                f"is not supported (expected {VERSION})",
+                field="alignments",
+            )
+        try:
+            frames = [
+                FrameRecord(
+                    **{k: v for k, v in f.items() if k != "faces"},
+                    faces=[FaceRecord(**face) for face in f.get("faces", [])],
+                )
+                for f in data["frames"]
+            ]
+            return cls(
+                size=int(data["size"]),
+                coverage=float(data["coverage"]),
+                detector=str(data.get("detector", "")),
+                frames=frames,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidArgument(f"alignments file is malformed: {exc}", field="alignments") from exc
+
+    @classmethod
+    def loads(cls, raw: bytes | str) -> Alignments:
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise InvalidArgument(f"alignments file is not JSON: {exc}", field="alignments") from exc
+        return cls.from_dict(data)
