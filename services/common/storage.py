@@ -280,7 +280,9 @@ def _atomic_write_text(path: Path, text: str) -> None:
 class S3Store(ObjectStore):
     """S3/MinIO through the minio client. S3 PUTs are atomic; multipart streams large objects."""
 
-    PART_SIZE = 16 * 1024 * 1024
+    # Small parts, one at a time: memory per upload stays ~2 parts whatever the object's size
+    # (5 MiB x 10,000 parts still allows 48 GiB objects).
+    PART_SIZE = 5 * 1024 * 1024
 
     def __init__(self, cfg: StorageConfig) -> None:
         from minio import Minio  # imported here so the local backend needs no S3 client
@@ -319,6 +321,7 @@ class S3Store(ObjectStore):
                 spool,
                 reader.size,
                 part_size=self.PART_SIZE,
+                num_parallel_uploads=1,
                 metadata={"sha256": sha},
             )
         return ObjectInfo(key, reader.size, sha)
