@@ -6,6 +6,7 @@ import json
 
 import grpc
 
+from services.common.auth import channel_credentials
 from services.common.config import load_settings
 
 
@@ -41,6 +42,7 @@ def make_channel(
         ("grpc.enable_retries", 1),
         ("grpc.service_config", _service_config(service_names or [])),
     ]
+    credentials = credentials or channel_credentials()
     if credentials is not None:
         return grpc.secure_channel(address, credentials, options=options)
     return grpc.insecure_channel(address, options=options)

@@ -30,6 +30,12 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
     "FACESWAP_LOG_FORMAT": ("json", "'json' (one object per line) or 'text'"),
     "FACESWAP_RPC_TIMEOUT": ("600", "default deadline for internal RPCs, seconds"),
     "FACESWAP_THREADS": ("0", "torch/OpenCV threads (0 = all cores)"),
+    "FACESWAP_TOKENS_FILE": ("", "file of 'client-id token' lines; enables bearer-token auth"),
+    "FACESWAP_TOKENS": ("", "client:token,client:token (alternative to FACESWAP_TOKENS_FILE)"),
+    "FACESWAP_TOKEN": ("", "bearer token a client (CLI, orchestrator) sends"),
+    "FACESWAP_TLS_CERT": ("", "PEM certificate: server TLS, or the client cert for mutual TLS"),
+    "FACESWAP_TLS_KEY": ("", "PEM private key for FACESWAP_TLS_CERT"),
+    "FACESWAP_TLS_CA": ("", "PEM CA: clients trust it; servers given it require client certs (mTLS)"),
 }
 
 

@@ -21,6 +21,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from services.common.auth import auth_interceptors
+from services.common.auth import server_credentials as tls_server_credentials
 from services.common.config import env, load_settings
 from services.common.errors import ServiceError
 from services.common.logging import setup_logging
@@ -139,7 +141,8 @@ def start_server(
     settings = load_settings()
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=spec.name),
-        interceptors=[ServiceInterceptor(), *spec.interceptors],
+        # Auth outermost, so an unauthenticated call is rejected before any work is done.
+        interceptors=[*auth_interceptors(), ServiceInterceptor(), *spec.interceptors],
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -147,6 +150,7 @@ def start_server(
         ],
     )
     spec.register(server)
+    server_credentials = server_credentials or tls_server_credentials()
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [*spec.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]

@@ -1,0 +1,87 @@
+"""Bearer tokens and TLS on the shared server bootstrap, over real sockets."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.common.auth import current_client
+from services.common.client import make_channel
+from services.common.pb.faceswap.v1 import media_pb2, media_pb2_grpc
+from services.common.server import ServiceSpec, start_server
+
+
+class _WhoAmI(media_pb2_grpc.MediaServiceServicer):
+    def Probe(self, request, context):
+        return media_pb2.ProbeResponse(info=media_pb2.VideoInfo(container=current_client()))
+
+
+def _spec() -> ServiceSpec:
+    return ServiceSpec(
+        name="auth-test",
+        register=lambda s: media_pb2_grpc.add_MediaServiceServicer_to_server(_WhoAmI(), s),
+        service_names=["faceswap.v1.MediaService"],
+    )
+
+
+def test_bearer_tokens(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("# client token\nalice s3cret-a\nbob s3cret-b\n")
+    monkeypatch.setenv("FACESWAP_TOKENS_FILE", str(tokens))
+    server = start_server(_spec(), port=0, metrics_port=0)
+    try:
+        channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+        stub = media_pb2_grpc.MediaServiceStub(channel)
+        for metadata in ([], [("authorization", "Bearer wrong")], [("authorization", "s3cret-a")]):
+            with pytest.raises(grpc.RpcError) as err:
+                stub.Probe(media_pb2.ProbeRequest(), metadata=metadata, timeout=5)
+            assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        reply = stub.Probe(
+            media_pb2.ProbeRequest(), metadata=[("authorization", "Bearer s3cret-b")], timeout=5
+        )
+        assert reply.info.container == "bob"
+        # Health checks stay open for kubelet probes.
+        health = health_pb2_grpc.HealthStub(channel)
+        assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == 1
+    finally:
+        server.stop(grace=1)
+
+
+def _make_ca_and_cert(tmp: Path) -> None:
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=tmp)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=test-ca")  # fmt: skip
+    for name in ("server", "client"):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+            "-subj", f"/CN={name}")  # fmt: skip
+        (tmp / f"{name}.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext")  # fmt: skip
+
+
+def test_mutual_tls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    _make_ca_and_cert(tmp_path)
+    monkeypatch.setenv("FACESWAP_TLS_CA", str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("FACESWAP_TLS_CERT", str(tmp_path / "server.pem"))
+    monkeypatch.setenv("FACESWAP_TLS_KEY", str(tmp_path / "server.key"))
+    server = start_server(_spec(), port=0, metrics_port=0)
+    try:
+        address = f"localhost:{server.port}"
+        # A client with no certificate is refused by the mTLS server.
+        anonymous = grpc.secure_channel(
+            address, grpc.ssl_channel_credentials(root_certificates=(tmp_path / "ca.pem").read_bytes())
+        )
+        with pytest.raises(grpc.RpcError):
+            media_pb2_grpc.MediaServiceStub(anonymous).Probe(media_pb2.ProbeRequest(), timeout=5)
+        monkeypatch.setenv("FACESWAP_TLS_CERT", str(tmp_path / "client.pem"))
+        monkeypatch.setenv("FACESWAP_TLS_KEY", str(tmp_path / "client.key"))
+        stub = media_pb2_grpc.MediaServiceStub(make_channel(address))
+        assert stub.Probe(media_pb2.ProbeRequest(), timeout=5).info.container == "local"
+    finally:
+        server.stop(grace=1)
