@@ -39,6 +39,14 @@ def _metrics(port: int) -> str:
     return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
 
 
+def _sample(text: str, line_prefix: str) -> float:
+    """Value of one sample in Prometheus text format (0 when absent)."""
+    for line in text.splitlines():
+        if line.startswith(line_prefix + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def test_health_reflection_metrics_and_errors(server) -> None:
     channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
     health = health_pb2_grpc.HealthStub(channel)
@@ -68,7 +76,8 @@ def test_health_reflection_metrics_and_errors(server) -> None:
     assert "Traceback" not in err.value.details()
     after = _metrics(server.metrics_port)
     ok_line = 'faceswap_rpc_requests_total{code="OK",method="Probe",service="faceswap.v1.MediaService"}'
-    assert ok_line not in before and ok_line in after
+    # Counters are process-wide, so compare values rather than presence.
+    assert _sample(after, ok_line) == _sample(before, ok_line) + 1
     assert 'code="INVALID_ARGUMENT"' in after
     assert "faceswap_rpc_latency_seconds_bucket" in after
 
