@@ -55,7 +55,7 @@ test-all: install
 	FACESWAP_SLOW=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 demo: install
-	$(PY) -m services.demo
+	$(PY) -m services.demo $(DEMO_ARGS)
 
 bench: install
 	$(PY) -m services.bench $(BENCH_ARGS)
