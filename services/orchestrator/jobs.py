@@ -1,0 +1,311 @@
+"""The job model: states, stages, object keys, spec validation and the record <-> proto mapping.
+
+State machine (the store enforces it in SQL, ``TRANSITIONS`` documents and tests it)::
+
+    QUEUED -> RUNNING -> SUCCEEDED | FAILED
+    QUEUED -> CANCELLED                     (cancel before it started)
+    RUNNING -> CANCELLING -> CANCELLED      (the worker stops the stage in hand)
+    CANCELLING -> FAILED | SUCCEEDED        (the stage ended before the cancel was seen)
+
+Stages run in order; each records its outputs (object keys) when it completes, so a resumed job starts
+at the first stage without outputs and nothing already produced is redone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from pathlib import PurePosixPath
+
+from services.common.errors import InvalidArgument, NotFound
+from services.common.pb.faceswap.v1 import common_pb2, jobs_pb2
+from services.common.storage import ObjectStore, join_key, validate_key, validate_prefix
+from services.orchestrator.store import (
+    CANCELLED,
+    CANCELLING,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    TERMINAL_STATES,
+    JobEventRecord,
+    JobRecord,
+)
+
+STAGES = ("media_extract", "detect_a", "detect_b", "train", "convert", "encode", "evaluate")
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    QUEUED: frozenset({RUNNING, CANCELLED}),
+    RUNNING: frozenset({SUCCEEDED, FAILED, CANCELLING}),
+    CANCELLING: frozenset({CANCELLED, FAILED, SUCCEEDED}),
+    SUCCEEDED: frozenset(),
+    FAILED: frozenset(),
+    CANCELLED: frozenset(),
+}
+
+STATE_TO_PROTO = {
+    QUEUED: jobs_pb2.JOB_STATE_QUEUED,
+    RUNNING: jobs_pb2.JOB_STATE_RUNNING,
+    SUCCEEDED: jobs_pb2.JOB_STATE_SUCCEEDED,
+    FAILED: jobs_pb2.JOB_STATE_FAILED,
+    CANCELLING: jobs_pb2.JOB_STATE_CANCELLING,
+    CANCELLED: jobs_pb2.JOB_STATE_CANCELLED,
+}
+PROTO_TO_STATE = {v: k for k, v in STATE_TO_PROTO.items()}
+
+IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
+VIDEO_EXTS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts"})
+
+# Option vocabularies from the proto contracts (empty = the service's default).
+DETECTORS = ("", "hog", "cnn")
+MASKS = ("", "hull", "components", "predicted")
+COLORS = ("", "mean", "reinhard", "histogram", "none")
+BLENDS = ("", "alpha", "seamless")
+SMOOTHERS = ("", "none", "oneeuro", "savgol")
+DIRECTIONS = ("", "a_to_b", "b_to_a")
+LOSSES = ("", "l1", "l1_ssim")
+FALLBACK_PRESETS = ("lite", "original", "demo", "tiny")
+
+
+def check_transition(old: str, new: str) -> None:
+    if new not in TRANSITIONS[old]:
+        raise ValueError(f"job state {old} cannot become {new}")
+
+
+def is_terminal(state: str) -> bool:
+    return state in TERMINAL_STATES
+
+
+# ---- object keys: derived from the job id only, never from client input ---------------------------
+class JobKeys:
+    def __init__(self, job_id: str) -> None:
+        self.root = join_key("jobs", job_id)
+        self.input = join_key(self.root, "input")
+        self.faces_b_source = join_key(self.input, "faces_b")  # photos, or frames of B's video
+        self.reference = join_key(self.input, "reference")
+        self.frames = join_key(self.root, "frames")
+        self.faces_a = join_key(self.root, "faces_a")
+        self.faces_b = join_key(self.root, "faces_b")
+        self.model = join_key(self.root, "model")
+        self.converted = join_key(self.root, "converted")
+        self.output = join_key(self.root, "output.mp4")
+        self.report = join_key(self.root, "report.html")
+        self.report_dir = join_key(self.root, "report")
+
+    def input_video(self, source_key: str) -> str:
+        return join_key(self.input, "video" + extension(source_key))
+
+    def input_b_video(self, source_key: str) -> str:
+        return join_key(self.input, "faces_b_video" + extension(source_key))
+
+
+def extension(key: str) -> str:
+    ext = PurePosixPath(key).suffix.lower()
+    return ext if re.fullmatch(r"\.[a-z0-9]{1,8}", ext) else ""
+
+
+def job_name(job_id: str) -> str:
+    return f"jobs/{job_id}"
+
+
+def parse_job_name(name: str, field: str = "name") -> str:
+    """'jobs/{id}' (or a bare id) -> id."""
+    job_id = name[len("jobs/") :] if name.startswith("jobs/") else name
+    if not re.fullmatch(r"[0-9a-f]{32}", job_id or ""):
+        if not name:
+            raise InvalidArgument("is required ('jobs/{id}')", field=field)
+        raise NotFound(f"job {name!r} not found")
+    return job_id
+
+
+def spec_hash(spec: jobs_pb2.SwapJobSpec) -> str:
+    return hashlib.sha256(spec.SerializeToString(deterministic=True)).hexdigest()
+
+
+# ---- validation -------------------------------------------------------------------------------
+def _known_presets() -> tuple[str, ...]:
+    try:
+        from services.trainer.model import PRESETS  # the trainer's own list when it is installed
+
+        return tuple(PRESETS)
+    except Exception:
+        return FALLBACK_PRESETS
+
+
+def _choice(value: str, allowed: tuple[str, ...], field: str) -> None:
+    if value not in allowed:
+        names = ", ".join(repr(a) for a in allowed if a)
+        raise InvalidArgument(f"unknown value {value!r} (use one of {names})", field=field)
+
+
+def _range(value: float, lo: float, hi: float, field: str) -> None:
+    if not lo <= value <= hi:
+        raise InvalidArgument(f"{value} is out of range [{lo}, {hi}]", field=field)
+
+
+def _check_ref(store: ObjectStore, ref: common_pb2.ObjectRef, field: str) -> None:
+    if not ref.key:
+        raise InvalidArgument("object key is required", field=f"{field}.key")
+    if ref.bucket and ref.bucket != store.bucket:
+        raise InvalidArgument(
+            f"bucket {ref.bucket!r} is not this platform's bucket {store.bucket!r}", field=f"{field}.bucket"
+        )
+    try:
+        validate_key(ref.key)
+    except InvalidArgument as exc:
+        raise InvalidArgument(exc.message, field=f"{field}.key") from None
+    if not store.exists(ref.key):
+        raise NotFound(f"{field}.key: object {ref.key!r} not found (upload it with UploadFile first)")
+
+
+def validate_spec(spec: jobs_pb2.SwapJobSpec, store: ObjectStore) -> None:
+    """Raises InvalidArgument naming the field (``spec.options.train.preset``) or NotFound."""
+    if not spec.HasField("video"):
+        raise InvalidArgument("is required", field="spec.video")
+    _check_ref(store, spec.video, "spec.video")
+    if extension(spec.video.key) not in VIDEO_EXTS:
+        raise InvalidArgument(
+            f"{spec.video.key!r} does not have a video extension ({', '.join(sorted(VIDEO_EXTS))})",
+            field="spec.video.key",
+        )
+    opts = spec.options
+    if not spec.faces_b and not opts.model_prefix:
+        raise InvalidArgument(
+            "give photos or one video of person B (or options.model_prefix)", field="spec.faces_b"
+        )
+    kinds = set()
+    for i, ref in enumerate(spec.faces_b):
+        _check_ref(store, ref, f"spec.faces_b[{i}]")
+        ext = extension(ref.key)
+        if ext in IMAGE_EXTS:
+            kinds.add("image")
+        elif ext in VIDEO_EXTS:
+            kinds.add("video")
+        else:
+            raise InvalidArgument(
+                f"{ref.key!r} is neither an image nor a video", field=f"spec.faces_b[{i}].key"
+            )
+    if "video" in kinds and len(spec.faces_b) != 1:
+        raise InvalidArgument("give either photos or exactly one video of person B", field="spec.faces_b")
+    for i, ref in enumerate(spec.reference_photos):
+        _check_ref(store, ref, f"spec.reference_photos[{i}]")
+        if extension(ref.key) not in IMAGE_EXTS:
+            raise InvalidArgument(f"{ref.key!r} is not an image", field=f"spec.reference_photos[{i}].key")
+
+    d = opts.detect
+    _choice(d.detector, DETECTORS, "spec.options.detect.detector")
+    if d.size and not 64 <= d.size <= 512:
+        raise InvalidArgument(f"{d.size} is out of range [64, 512]", field="spec.options.detect.size")
+    _range(d.coverage, 0.0, 1.0, "spec.options.detect.coverage")
+    _range(d.upsample, 0, 4, "spec.options.detect.upsample")
+    _range(d.identity_threshold, 0.0, 2.0, "spec.options.detect.identity_threshold")
+    if d.reference_photos or d.faces_prefix:
+        raise InvalidArgument(
+            "is set by the job (use spec.reference_photos)", field="spec.options.detect.reference_photos"
+        )
+
+    t = opts.train
+    if t.preset:
+        _choice(t.preset, ("", *_known_presets()), "spec.options.train.preset")
+    _range(t.steps, 0, 10_000_000, "spec.options.train.steps")
+    _range(t.batch_size, 0, 4096, "spec.options.train.batch_size")
+    _range(t.learning_rate, 0.0, 1.0, "spec.options.train.learning_rate")
+    _range(t.max_seconds, 0.0, 30 * 86400.0, "spec.options.train.max_seconds")
+    _range(t.save_every, 0, 10_000_000, "spec.options.train.save_every")
+    _choice(t.loss, LOSSES, "spec.options.train.loss")
+    if t.HasField("warm_start") and t.warm_start.key:
+        try:
+            validate_key(t.warm_start.key)
+        except InvalidArgument as exc:
+            raise InvalidArgument(exc.message, field="spec.options.train.warm_start.key") from None
+
+    c = opts.convert
+    _choice(c.mask, MASKS, "spec.options.convert.mask")
+    _choice(c.color, COLORS, "spec.options.convert.color")
+    _choice(c.blend, BLENDS, "spec.options.convert.blend")
+    _choice(c.smooth, SMOOTHERS, "spec.options.convert.smooth")
+    _choice(c.direction, DIRECTIONS, "spec.options.convert.direction")
+    _range(c.batch_size, 0, 4096, "spec.options.convert.batch_size")
+    _range(c.mask_erode, -256, 256, "spec.options.convert.mask_erode")
+    _range(c.mask_blur, 0, 512, "spec.options.convert.mask_blur")
+
+    if opts.output_codec and not re.fullmatch(r"[A-Za-z0-9_]{1,32}", opts.output_codec):
+        raise InvalidArgument(
+            f"{opts.output_codec!r} is not an encoder name", field="spec.options.output_codec"
+        )
+    _range(opts.output_crf, 0, 63, "spec.options.output_crf")
+    if opts.model_prefix:
+        try:
+            prefix = validate_prefix(opts.model_prefix)
+        except InvalidArgument as exc:
+            raise InvalidArgument(exc.message, field="spec.options.model_prefix") from None
+        if not store.exists(join_key(prefix, "checkpoint.pt")):
+            raise NotFound(f"spec.options.model_prefix: no checkpoint under {prefix!r}")
+
+
+# ---- proto mapping -------------------------------------------------------------------------------
+def rfc3339(ts: float) -> str:
+    if not ts:
+        return ""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int((ts % 1) * 1000):03d}Z"
+
+
+def ref(store_bucket: str, key: str) -> common_pb2.ObjectRef | None:
+    return common_pb2.ObjectRef(bucket=store_bucket, key=key) if key else None
+
+
+def job_to_proto(job: JobRecord, bucket: str = "") -> jobs_pb2.Job:
+    spec = jobs_pb2.SwapJobSpec()
+    spec.ParseFromString(job.spec)
+    out = jobs_pb2.Job(
+        name=job_name(job.id),
+        state=STATE_TO_PROTO[job.state],
+        progress=jobs_pb2.JobProgress(
+            stage=job.stage, done=job.progress_done, total=job.progress_total, eta_seconds=job.eta_seconds
+        ),
+        request_id=job.request_id,
+        spec=spec,
+        owner=job.owner,
+        create_time=rfc3339(job.created_at),
+        update_time=rfc3339(job.updated_at),
+    )
+    if job.error_code or job.error_message:
+        out.error.CopyFrom(
+            common_pb2.ErrorStatus(code=job.error_code, message=job.error_message, where=job.error_where)
+        )
+    for field_name, key in (
+        ("output", job.output_key),
+        ("report", job.report_key),
+        ("preview", job.preview_key),
+    ):
+        r = ref(bucket, key)
+        if r is not None:
+            getattr(out, field_name).CopyFrom(r)
+    return out
+
+
+def event_to_proto(event: JobEventRecord, bucket: str = "") -> jobs_pb2.JobEvent:
+    p = event.payload
+    msg = p.get("message", "")
+    if "error" in p and p["error"].get("message"):
+        msg = f"{msg}: {p['error']['message']}" if msg else p["error"]["message"]
+    out = jobs_pb2.JobEvent(
+        sequence=event.sequence,
+        time=rfc3339(event.time),
+        state=STATE_TO_PROTO.get(p.get("state", ""), jobs_pb2.JOB_STATE_UNSPECIFIED),
+        message=msg,
+    )
+    if "stage" in p:
+        out.progress.CopyFrom(
+            jobs_pb2.JobProgress(
+                stage=p.get("stage", ""),
+                done=int(p.get("done", 0)),
+                total=int(p.get("total", 0)),
+                eta_seconds=float(p.get("eta", 0.0)),
+            )
+        )
+    r = ref(bucket, p.get("preview", ""))
+    if r is not None:
+        out.preview.CopyFrom(r)
+    return out

@@ -1,0 +1,46 @@
+"""The orchestrator's own configuration variables (the shared ones live in services.common.config)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+
+ORCHESTRATOR_ENV_DOCS: dict[str, tuple[str, str]] = {
+    "FACESWAP_MAX_RUNNING_JOBS": ("1", "jobs running at once across all orchestrators; the rest wait QUEUED"),
+    "FACESWAP_JOB_LEASE_SECONDS": ("30", "a job whose orchestrator stops renewing for this long is resumed"),
+    "FACESWAP_STAGE_RETRY_SECONDS": ("300", "how long a stage retries UNAVAILABLE/DEADLINE_EXCEEDED"),
+    "FACESWAP_CONVERT_CHUNK_FRAMES": ("0", "frames per conversion chunk (0 = about 10 chunks per video)"),
+    "FACESWAP_WORKER_ID": ("", "stable orchestrator id (a restart reclaims its own jobs at once)"),
+    "FACESWAP_MAX_UPLOAD_MB": ("4096", "largest file UploadFile accepts, MiB"),
+    "FACESWAP_POLL_SECONDS": ("1.0", "how often idle workers and SQLite watchers poll the database"),
+}
+
+
+def orch_env(name: str) -> str:
+    return os.environ.get(name, ORCHESTRATOR_ENV_DOCS[name][0])
+
+
+@dataclass(frozen=True)
+class OrchestratorSettings:
+    max_running_jobs: int
+    lease_seconds: float
+    stage_retry_seconds: float
+    convert_chunk_frames: int
+    worker_id: str
+    max_upload_bytes: int
+    poll_seconds: float
+
+
+def load_orchestrator_settings() -> OrchestratorSettings:
+    worker = orch_env("FACESWAP_WORKER_ID") or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    return OrchestratorSettings(
+        max_running_jobs=max(1, int(orch_env("FACESWAP_MAX_RUNNING_JOBS"))),
+        lease_seconds=max(1.0, float(orch_env("FACESWAP_JOB_LEASE_SECONDS"))),
+        stage_retry_seconds=max(0.0, float(orch_env("FACESWAP_STAGE_RETRY_SECONDS"))),
+        convert_chunk_frames=max(0, int(orch_env("FACESWAP_CONVERT_CHUNK_FRAMES"))),
+        worker_id=worker,
+        max_upload_bytes=int(float(orch_env("FACESWAP_MAX_UPLOAD_MB")) * 1024 * 1024),
+        poll_seconds=max(0.05, float(orch_env("FACESWAP_POLL_SECONDS"))),
+    )
