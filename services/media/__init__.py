@@ -1,0 +1,1 @@
+"""Media service: video <-> frames with FFmpeg (probe, extract, encode with the source's audio)."""

@@ -1,0 +1,108 @@
+"""Locating the ffmpeg/ffprobe binaries and turning their stderr into short, readable reasons."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+import threading
+from collections import deque
+from typing import IO
+
+from services.common.errors import FailedPrecondition
+
+# Overrides for unusual installs (and for tests of the fallback): a path, or "none" for ffprobe.
+FFMPEG_ENV = "FACESWAP_FFMPEG"
+FFPROBE_ENV = "FACESWAP_FFPROBE"
+
+
+def find_ffmpeg() -> str:
+    """The ffmpeg binary: $FACESWAP_FFMPEG, the system one, else imageio-ffmpeg's bundled build."""
+    override = os.environ.get(FFMPEG_ENV)
+    if override:
+        return override
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    try:
+        import imageio_ffmpeg
+
+        return str(imageio_ffmpeg.get_ffmpeg_exe())
+    except Exception as exc:  # not installed, or no binary for this platform
+        raise FailedPrecondition(f"no ffmpeg binary found (install ffmpeg or imageio-ffmpeg): {exc}") from exc
+
+
+def find_ffprobe() -> str | None:
+    """The ffprobe binary, or None (imageio-ffmpeg ships no ffprobe; probe() then parses ffmpeg)."""
+    override = os.environ.get(FFPROBE_ENV)
+    if override:
+        return None if override.lower() == "none" else override
+    found = shutil.which("ffprobe")
+    if found:
+        return found
+    # An ffprobe next to the chosen ffmpeg (static builds ship both).
+    sibling = os.path.join(os.path.dirname(find_ffmpeg()), "ffprobe")
+    return sibling if os.access(sibling, os.X_OK) else None
+
+
+@functools.lru_cache(maxsize=8)
+def encoder_names(ffmpeg: str) -> frozenset[str]:
+    """Video and audio encoders this ffmpeg build has (``ffmpeg -encoders``)."""
+    out = subprocess.run(
+        [ffmpeg, "-hide_banner", "-nostdin", "-encoders"], capture_output=True, text=True, check=False
+    ).stdout
+    names = set()
+    for line in out.splitlines():
+        # " V....D libx264              libx264 H.264 / AVC ..."
+        match = re.match(r"^\s*([VAS][A-Z.]{5})\s+(\S+)", line)
+        if match:
+            names.add(match.group(2))
+    return frozenset(names)
+
+
+# Lines ffmpeg prints after the real reason; they say nothing about the cause.
+_NOISE = re.compile(
+    r"(conversion failed|error opening (input|output) file|exiting normally|"
+    r"nothing was written|error while opening encoder|task finished|terminating thread|"
+    r"^\s*last message repeated|error (writing|closing) (trailer|file)|"
+    r"error opening input files|could not open encoder before eof|at least one output file|^\s*$)",
+    re.IGNORECASE,
+)
+
+
+def summarize_stderr(stderr: str, path: str | None = None) -> str:
+    """The last meaningful lines of ffmpeg's stderr (cause first), without paths and log prefixes."""
+    cleaned: list[str] = []
+    for raw in stderr.splitlines():
+        line = raw.strip()
+        if path:
+            line = line.replace(f"{path}: ", "").replace(path, os.path.basename(path))
+        # "[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55d...] moov atom not found" -> "moov atom not found"
+        line = re.sub(r"^(\[[^\]]*\]\s*)+", "", line)
+        line = re.sub(r"^Error opening input( file)?:\s*", "", line)
+        if line and not _NOISE.search(line) and line not in cleaned:
+            cleaned.append(line)
+    if not cleaned:
+        return "ffmpeg failed without a message"
+    # The line before the last often holds the cause ("moov atom not found" before "Invalid data").
+    return "; ".join(cleaned[-2:])[:300]
+
+
+class StderrTail:
+    """Drains a process's stderr on a thread (so the pipe never fills) and keeps the last lines."""
+
+    def __init__(self, stream: IO[bytes], keep: int = 40) -> None:
+        self._lines: deque[str] = deque(maxlen=keep)
+        self._thread = threading.Thread(target=self._drain, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _drain(self, stream: IO[bytes]) -> None:
+        for raw in iter(stream.readline, b""):
+            self._lines.append(raw.decode("utf-8", "replace").rstrip())
+        stream.close()
+
+    def text(self, timeout: float = 5.0) -> str:
+        self._thread.join(timeout)
+        return "\n".join(self._lines)

@@ -1,0 +1,352 @@
+"""Streaming frames through one ffmpeg process each way: decode to raw BGR, encode from raw BGR.
+
+Memory stays bounded by a few frames whatever the video's length: frames are read from / written to a
+pipe one at a time, and the OS pipe gives back-pressure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+
+from services.common.errors import InvalidArgument, NotFound, ServiceError
+from services.media import metrics
+from services.media.ffmpeg import StderrTail, encoder_names, find_ffmpeg, summarize_stderr
+from services.media.probe import VideoInfo, parse_rate, probe
+
+_PIPE_BYTES = 1 << 20  # a bigger pipe means fewer context switches per frame
+_F_SETPIPE_SZ = 1031
+
+
+def _widen_pipe(stream: object) -> None:
+    with contextlib.suppress(OSError, AttributeError, ValueError):
+        fcntl.fcntl(stream.fileno(), _F_SETPIPE_SZ, _PIPE_BYTES)  # type: ignore[attr-defined]
+
+
+def validate_range(start: int, end: int | None, step: int) -> None:
+    if start < 0:
+        raise InvalidArgument(f"start must be >= 0, got {start}", field="range.start")
+    if step < 1:
+        raise InvalidArgument(f"step must be >= 1, got {step}", field="range.step")
+    if end is not None and end <= start:
+        raise InvalidArgument(f"end ({end}) must be greater than start ({start})", field="range.end")
+
+
+def selected_indices(frame_count: int, start: int = 0, end: int | None = None, step: int = 1) -> range:
+    stop = frame_count if end is None else min(end, frame_count)
+    return range(start, max(start, stop), step)
+
+
+def read_frames(
+    path: str | Path,
+    start: int = 0,
+    end: int | None = None,
+    step: int = 1,
+    *,
+    info: VideoInfo | None = None,
+    label: str | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yields (frame_number, BGR uint8 HxWx3) for frames start, start+step, ... < end.
+
+    One ffmpeg process decodes and pipes raw frames; rotation metadata is applied (frames come out
+    the way the video is displayed). Closing the iterator early stops ffmpeg.
+    """
+    validate_range(start, end, step)
+    label = label or os.path.basename(str(path))
+    info = info or probe(path, label=label)
+    wanted = selected_indices(info.frame_count, start, end, step) if end is not None else None
+    cmd = [find_ffmpeg(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path)]
+    cmd += ["-map", f"0:{info.video_stream_index}", "-an", "-sn", "-dn"]
+    conditions = []
+    if start > 0:
+        conditions.append(f"gte(n,{start})")
+    if end is not None:
+        conditions.append(f"lt(n,{end})")
+    if step > 1:
+        conditions.append(f"not(mod(n-{start},{step}))")
+    if conditions:
+        # The select filter drops unwanted frames before colour conversion and the pipe.
+        cmd += ["-vf", "select='" + "*".join(conditions) + "'"]
+    if wanted is not None:
+        cmd += ["-frames:v", str(len(wanted))]  # stop decoding once the range is done
+    # passthrough: exactly the decoded frames, no duplicates/drops to force a constant rate.
+    cmd += ["-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "bgr24", "-"]
+    frame_bytes = info.width * info.height * 3
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    _widen_pipe(proc.stdout)
+    tail = StderrTail(proc.stderr)
+    number = start
+    produced = 0
+    try:
+        while True:
+            buf = bytearray(frame_bytes)
+            view = memoryview(buf)
+            got = 0
+            while got < frame_bytes:
+                n = proc.stdout.readinto(view[got:])
+                if not n:
+                    break
+                got += n
+            if got == 0:
+                break
+            if got < frame_bytes:
+                proc.wait()
+                raise InvalidArgument(
+                    f"{label!r}: frame {number} is incomplete: {summarize_stderr(tail.text(), str(path))}",
+                    field="video",
+                )
+            metrics.FRAMES_DECODED.inc()
+            metrics.BYTES.labels("decoded").inc(frame_bytes)
+            yield number, np.frombuffer(buf, dtype=np.uint8).reshape(info.height, info.width, 3)
+            produced += 1
+            number += step
+        rc = proc.wait()
+        if rc != 0:
+            raise InvalidArgument(
+                f"{label!r}: decoding failed after {produced} frames: "
+                f"{summarize_stderr(tail.text(), str(path))}",
+                field="video",
+            )
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        proc.stdout.close()
+
+
+# Audio codecs a container takes as a stream copy; anything else is re-encoded.
+_COPYABLE_AUDIO = {
+    ".mp4": {"aac", "mp3", "alac", "ac3", "eac3", "opus"},
+    ".m4v": {"aac", "mp3", "alac", "ac3", "eac3"},
+    ".mov": {"aac", "mp3", "alac", "ac3", "eac3", "pcm_s16le", "pcm_s24le", "pcm_f32le"},
+    ".mkv": None,  # Matroska takes anything
+    ".webm": {"opus", "vorbis"},
+    ".avi": {"mp3", "ac3", "pcm_s16le"},
+}
+_REENCODE_AUDIO = {".webm": ["-c:a", "libopus", "-b:a", "128k"]}
+_CRF_CODECS = ("libx264", "libx264rgb", "libx265", "libvpx", "libvpx-vp9", "libaom-av1", "libsvtav1")
+_PRESET_CODECS = ("libx264", "libx264rgb", "libx265")
+
+
+def audio_args(output_suffix: str, audio_codec: str) -> list[str]:
+    """Stream copy where the container allows the codec, else a re-encode the container takes."""
+    allowed = _COPYABLE_AUDIO.get(output_suffix.lower(), set())
+    if allowed is None or audio_codec in allowed:
+        return ["-c:a", "copy"]
+    return _REENCODE_AUDIO.get(output_suffix.lower(), ["-c:a", "aac", "-b:a", "192k"])
+
+
+class VideoWriter:
+    """Encodes BGR frames through one ffmpeg process; muxes audio_from's audio; publishes atomically.
+
+    Use as a context manager. The file appears at path only after a successful close; an error (or an
+    exception inside the with-block) leaves nothing behind.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        fps: Fraction | str | float,
+        width: int,
+        height: int,
+        codec: str = "libx264",
+        crf: int | None = 18,
+        preset: str | None = "medium",
+        pix_fmt: str = "yuv420p",
+        audio_from: str | Path | None = None,
+        *,
+        audio_label: str | None = None,
+        extra_args: list[str] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.fps = parse_rate(fps)
+        if width <= 0 or height <= 0:
+            raise InvalidArgument(f"frame size {width}x{height} is not valid", field="size")
+        self.width, self.height = int(width), int(height)
+        ffmpeg = find_ffmpeg()
+        if codec not in encoder_names(ffmpeg):
+            raise InvalidArgument(f"unknown or unavailable encoder {codec!r}", field="codec")
+        if crf is not None and not 0 <= crf <= 63:
+            raise InvalidArgument(f"crf must be within 0..63, got {crf}", field="crf")
+        suffix = self.path.suffix.lower()
+        if not suffix:
+            raise InvalidArgument(
+                f"output {self.path.name!r} needs an extension (.mp4, .mkv)", field="output"
+            )
+        self.frames_written = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._tmp: Path | None = None
+        self._tail: StderrTail | None = None
+        self._closed = False
+
+        cmd = [ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-y"]
+        cmd += ["-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{self.width}x{self.height}"]
+        cmd += ["-framerate", f"{self.fps.numerator}/{self.fps.denominator}", "-i", "-"]
+        maps = ["-map", "0:v:0"]
+        audio: list[str] = []
+        if audio_from is not None:
+            source = probe_audio_source(audio_from, audio_label)
+            if source is not None and source.has_audio:
+                cmd += ["-i", str(audio_from)]
+                maps += ["-map", "1:a?"]
+                audio = audio_args(suffix, source.audio_codec)
+        cmd += [*maps, "-c:v", codec]
+        if crf is not None and codec in _CRF_CODECS:
+            cmd += ["-crf", str(crf)]
+            if codec in ("libvpx-vp9", "libvpx"):
+                cmd += ["-b:v", "0"]  # constant quality mode
+        if preset and codec in _PRESET_CODECS:
+            cmd += ["-preset", preset]
+        if pix_fmt:
+            cmd += ["-pix_fmt", pix_fmt]
+        if pix_fmt.endswith(("420p", "420p10le")) and (self.width % 2 or self.height % 2):
+            # 4:2:0 needs even sizes: pad one pixel rather than fail.
+            cmd += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
+        cmd += audio
+        if suffix in (".mp4", ".mov", ".m4v"):
+            cmd += ["-movflags", "+faststart"]
+        cmd += list(extra_args or [])
+        self._cmd = cmd
+
+    def open(self) -> VideoWriter:
+        if self._proc is not None:
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=self.path.suffix
+        )
+        os.close(fd)
+        self._tmp = Path(tmp)
+        self._proc = subprocess.Popen(
+            [*self._cmd, str(self._tmp)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        assert self._proc.stdin is not None and self._proc.stderr is not None
+        _widen_pipe(self._proc.stdin)
+        self._tail = StderrTail(self._proc.stderr)
+        return self
+
+    def __enter__(self) -> VideoWriter:
+        return self.open()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def write(self, frame: np.ndarray) -> None:
+        if self._proc is None:
+            self.open()
+        if frame.dtype != np.uint8 or frame.shape != (self.height, self.width, 3):
+            raise InvalidArgument(
+                f"frame {self.frames_written} is {frame.shape} {frame.dtype}, "
+                f"expected ({self.height}, {self.width}, 3) uint8 BGR",
+                field="frame",
+            )
+        data = np.ascontiguousarray(frame)
+        try:
+            self._proc.stdin.write(memoryview(data).cast("B"))  # type: ignore[union-attr]
+        except (BrokenPipeError, OSError):
+            self.abort()
+            raise self._failure() from None
+        self.frames_written += 1
+        metrics.FRAMES_ENCODED.inc()
+        metrics.BYTES.labels("encoded_input").inc(data.nbytes)
+
+    def close(self) -> Path:
+        """Finishes the file and moves it into place. Raises (and leaves nothing) when ffmpeg failed."""
+        if self._closed:
+            return self.path
+        if self._proc is None:
+            self.open()
+        assert self._proc is not None and self._proc.stdin is not None and self._tmp is not None
+        if self.frames_written == 0:
+            self.abort()
+            raise InvalidArgument("no frames were written", field="frames")
+        try:
+            self._proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+        rc = self._proc.wait()
+        if rc != 0:
+            self.abort()
+            raise self._failure()
+        os.replace(self._tmp, self.path)
+        self._closed = True
+        metrics.BYTES.labels("encoded").inc(self.path.stat().st_size)
+        return self.path
+
+    def abort(self) -> None:
+        """Stops ffmpeg and removes the partial output."""
+        self._closed = True
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.kill()
+            with contextlib.suppress(OSError):
+                self._proc.stdin.close()  # type: ignore[union-attr]
+            self._proc.wait()
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+
+    def _failure(self) -> ServiceError:
+        reason = summarize_stderr(self._tail.text() if self._tail else "", str(self._tmp))
+        return InvalidArgument(f"encoding {self.path.name!r} failed: {reason}", field="output")
+
+
+def probe_audio_source(path: str | Path, label: str | None = None) -> VideoInfo | None:
+    """The audio source's facts; a source without a video stream (plain audio) is fine here."""
+    label = label or os.path.basename(str(path))
+    try:
+        return probe(path, label=label)
+    except NotFound:
+        raise NotFound(f"audio source {label!r} not found") from None
+    except InvalidArgument as exc:
+        if "no video stream" in exc.message and "audio" in exc.message:
+            return _audio_only_info(path, label)
+        raise InvalidArgument(exc.message.removeprefix("video: "), field="audio_from") from None
+
+
+def _audio_only_info(path: str | Path, label: str) -> VideoInfo:
+    # An audio file as --audio-from: only the codec matters for choosing copy vs re-encode.
+    import json
+
+    from services.media.ffmpeg import find_ffprobe
+
+    codec = ""
+    ffprobe = find_ffprobe()
+    if ffprobe:
+        out = subprocess.run(
+            [
+                ffprobe,
+                "-v",
+                "error",
+                "-select_streams",
+                "a:0",
+                "-show_entries",
+                "stream=codec_name",
+                "-of",
+                "json",
+                str(path),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        streams = json.loads(out or "{}").get("streams", [])
+        codec = streams[0].get("codec_name", "") if streams else ""
+    return VideoInfo(0.0, Fraction(25), 0, 0, 0, audio_codec=codec, has_audio=True)
