@@ -108,7 +108,7 @@ def list_frame_keys(store: ObjectStore, prefix: str) -> list[tuple[int, str]]:
 
 
 @contextlib.contextmanager
-def _local_copy(store: ObjectStore, key: str, what: str) -> Iterator[Path]:
+def local_copy(store: ObjectStore, key: str, what: str) -> Iterator[Path]:
     """A filesystem path for an object: the file itself on a local store, else a temporary download."""
     validate_key(key)
     path = store.local_path(key)
@@ -137,7 +137,7 @@ def extract_frames(
     quality: int = 95,
 ) -> ExtractResult:
     """Decodes video_key into {output_prefix}/{index:08d}.{ext} plus {output_prefix}/index.json."""
-    with _local_copy(store, video_key, "video") as path:
+    with local_copy(store, video_key, "video") as path:
         return extract_video_file(
             path, store, output_prefix, image_format, start, end, step, quality, label=video_key
         )
@@ -259,9 +259,7 @@ def encode_video(
         raise InvalidArgument(f"output key {output_key!r} needs an extension such as .mp4", field="output")
     with contextlib.ExitStack() as stack:
         audio = (
-            stack.enter_context(_local_copy(store, audio_from_key, "audio source"))
-            if audio_from_key
-            else None
+            stack.enter_context(local_copy(store, audio_from_key, "audio source")) if audio_from_key else None
         )
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="faceswap-encode-")))
         out = tmp / f"output{suffix}"

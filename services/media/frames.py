@@ -111,10 +111,16 @@ def read_frames(
             produced += 1
             number += step
         rc = proc.wait()
-        if rc != 0:
+        expected = len(
+            wanted if wanted is not None else selected_indices(info.frame_count, start, None, step)
+        )
+        errors = tail.text() if rc != 0 or produced < expected else ""
+        # A non-zero exit, or fewer frames than the header promised *with* decoder errors (a file cut
+        # short), is a failure; a short count without errors is just a header that over-counts.
+        if rc != 0 or errors.strip():
             raise InvalidArgument(
-                f"{label!r}: decoding failed after {produced} frames: "
-                f"{summarize_stderr(tail.text(), str(path))}",
+                f"{label!r}: decoding failed after {produced} of {expected} frames: "
+                f"{summarize_stderr(errors, str(path))}",
                 field="video",
             )
     finally:
@@ -250,14 +256,14 @@ class VideoWriter:
             self.abort()
 
     def write(self, frame: np.ndarray) -> None:
-        if self._proc is None:
-            self.open()
         if frame.dtype != np.uint8 or frame.shape != (self.height, self.width, 3):
             raise InvalidArgument(
                 f"frame {self.frames_written} is {frame.shape} {frame.dtype}, "
                 f"expected ({self.height}, {self.width}, 3) uint8 BGR",
                 field="frame",
             )
+        if self._proc is None:
+            self.open()
         data = np.ascontiguousarray(frame)
         try:
             self._proc.stdin.write(memoryview(data).cast("B"))  # type: ignore[union-attr]
@@ -302,6 +308,12 @@ class VideoWriter:
             self._proc.wait()
         if self._tmp is not None:
             self._tmp.unlink(missing_ok=True)
+
+    def __del__(self) -> None:
+        # Safety net for a writer dropped without close(): no ffmpeg left running, no temp file left.
+        if not getattr(self, "_closed", True):
+            with contextlib.suppress(Exception):
+                self.abort()
 
     def _failure(self) -> ServiceError:
         reason = summarize_stderr(self._tail.text() if self._tail else "", str(self._tmp))

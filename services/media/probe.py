@@ -309,12 +309,9 @@ def _probe_ffmpeg(ffmpeg: str, path: str, label: str) -> VideoInfo:
         raise InvalidArgument(f"{label!r} uses a video codec this ffmpeg cannot decode", field="video")
     duration = re.search(r"Duration: (\d+:\d+:[\d.]+)", header)
     packets = _packet_facts(ffmpeg, path, video["index"], audio["index"] if audio else None, label)
-    fps = packets["fps"]
+    fps = _fallback_fps(packets, header)
     if fps is None:
-        tbr = re.search(r"([\d.]+k?) (?:fps|tbr)", header)
-        if not tbr:
-            raise InvalidArgument(f"{label!r} has no frame rate in its video stream", field="video")
-        fps = parse_rate(tbr.group(1).replace("k", "000"))
+        raise InvalidArgument(f"{label!r} has no frame rate in its video stream", field="video")
     width, height = _display_size(video["width"], video["height"], video["rotation"])
     return VideoInfo(
         duration=_clock(duration.group(1)) if duration else packets["video_duration"],
@@ -332,6 +329,19 @@ def _probe_ffmpeg(ffmpeg: str, path: str, label: str) -> VideoInfo:
         video_duration=packets["video_duration"],
         video_stream_index=video["index"],
     )
+
+
+def _fallback_fps(packets: dict, header: str) -> Fraction | None:
+    """The exact rate from packet timing when the time base is fine enough, else the header's."""
+    exact, average = packets["fps"], packets["average_fps"]
+    if exact and average and abs(exact - average) / average < Fraction(1, 1000):
+        return exact  # e.g. 2997/100 from a 1/11988 time base: exact
+    match = re.search(r"([\d.]+k?) (?:fps|tbr)", header)
+    stated = parse_rate(match.group(1).replace("k", "000")) if match else None
+    # Millisecond time bases (Matroska) blur the rate: trust the stated rate when it fits the timing.
+    if stated and (not average or abs(stated - average) / average < Fraction(5, 1000)):
+        return stated
+    return average.limit_denominator(1001) if average else (exact or stated)
 
 
 def _header_rotation(following: list[str]) -> int:
@@ -386,4 +396,12 @@ def _packet_facts(ffmpeg: str, path: str, video_index: int, audio_index: int | N
         common = durations.most_common(1)[0][0]
         if common > 0:
             fps = 1 / (common * timebase[0])
-    return {"count": count, "fps": fps, "video_duration": seconds(0), "audio_duration": seconds(1)}
+    video_seconds = seconds(0)
+    average = Fraction(count) / Fraction(video_seconds).limit_denominator(10**9) if video_seconds else None
+    return {
+        "count": count,
+        "fps": fps,
+        "average_fps": average,
+        "video_duration": video_seconds,
+        "audio_duration": seconds(1),
+    }

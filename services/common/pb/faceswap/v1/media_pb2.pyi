@@ -71,7 +71,7 @@ class ExtractFramesResponse(_message.Message):
     def __init__(self, frame_count: _Optional[int] = ..., index: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., info: _Optional[_Union[VideoInfo, _Mapping]] = ...) -> None: ...
 
 class EncodeVideoRequest(_message.Message):
-    __slots__ = ("frames_prefix", "output", "audio_from", "fps", "codec", "crf", "preset", "pixel_format")
+    __slots__ = ("frames_prefix", "output", "audio_from", "fps", "codec", "crf", "preset", "pixel_format", "lossless")
     FRAMES_PREFIX_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FROM_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +80,7 @@ class EncodeVideoRequest(_message.Message):
     CRF_FIELD_NUMBER: _ClassVar[int]
     PRESET_FIELD_NUMBER: _ClassVar[int]
     PIXEL_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    LOSSLESS_FIELD_NUMBER: _ClassVar[int]
     frames_prefix: str
     output: _common_pb2.ObjectRef
     audio_from: _common_pb2.ObjectRef
@@ -88,7 +89,8 @@ class EncodeVideoRequest(_message.Message):
     crf: int
     preset: str
     pixel_format: str
-    def __init__(self, frames_prefix: _Optional[str] = ..., output: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., audio_from: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., fps: _Optional[_Union[_common_pb2.Rational, _Mapping]] = ..., codec: _Optional[str] = ..., crf: _Optional[int] = ..., preset: _Optional[str] = ..., pixel_format: _Optional[str] = ...) -> None: ...
+    lossless: bool
+    def __init__(self, frames_prefix: _Optional[str] = ..., output: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., audio_from: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., fps: _Optional[_Union[_common_pb2.Rational, _Mapping]] = ..., codec: _Optional[str] = ..., crf: _Optional[int] = ..., preset: _Optional[str] = ..., pixel_format: _Optional[str] = ..., lossless: _Optional[bool] = ...) -> None: ...
 
 class EncodeVideoResponse(_message.Message):
     __slots__ = ("output", "frame_count", "info")
