@@ -287,13 +287,17 @@ class JobStore(ABC):
         return _record(row)
 
     def list_jobs(
-        self, state: str | None = None, page_size: int = 50, page_token: str = ""
+        self, state: str | None = None, page_size: int = 50, page_token: str = "", owner: str | None = None
     ) -> tuple[list[JobRecord], str]:
         """Newest first; returns (jobs, next_page_token) with '' on the last page."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if state:
             where.append("state = ?")
             params.append(state)
+        if owner is not None:
+            where.append("owner = ?")
+            params.append(owner)
         if page_token:
             created, job_id = decode_page_token(page_token)
             where.append("(created_at < ? OR (created_at = ? AND id < ?))")

@@ -28,53 +28,53 @@ from services.common.pb.faceswap.v1 import detector_pb2 as faceswap_dot_v1_dot_d
 from services.common.pb.faceswap.v1 import trainer_pb2 as faceswap_dot_v1_dot_trainer__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x66\x61\x63\x65swap/v1/jobs.proto\x12\x0b\x66\x61\x63\x65swap.v1\x1a\x18\x66\x61\x63\x65swap/v1/common.proto\x1a\x1b\x66\x61\x63\x65swap/v1/converter.proto\x1a\x1a\x66\x61\x63\x65swap/v1/detector.proto\x1a\x19\x66\x61\x63\x65swap/v1/trainer.proto\"\xd1\x01\n\x0bSwapOptions\x12*\n\x06\x64\x65tect\x18\x01 \x01(\x0b\x32\x1a.faceswap.v1.DetectOptions\x12(\n\x05train\x18\x02 \x01(\x0b\x32\x19.faceswap.v1.TrainOptions\x12,\n\x07\x63onvert\x18\x03 \x01(\x0b\x32\x1b.faceswap.v1.ConvertOptions\x12\x14\n\x0coutput_codec\x18\x04 \x01(\t\x12\x12\n\noutput_crf\x18\x05 \x01(\x05\x12\x14\n\x0cmodel_prefix\x18\x06 \x01(\t\"\xba\x01\n\x0bSwapJobSpec\x12%\n\x05video\x18\x01 \x01(\x0b\x32\x16.faceswap.v1.ObjectRef\x12\'\n\x07\x66\x61\x63\x65s_b\x18\x02 \x03(\x0b\x32\x16.faceswap.v1.ObjectRef\x12\x30\n\x10reference_photos\x18\x03 \x03(\x0b\x32\x16.faceswap.v1.ObjectRef\x12)\n\x07options\x18\x04 \x01(\x0b\x32\x18.faceswap.v1.SwapOptions\"N\n\x0bJobProgress\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x0c\n\x04\x64one\x18\x02 \x01(\x03\x12\r\n\x05total\x18\x03 \x01(\x03\x12\x13\n\x0b\x65ta_seconds\x18\x04 \x01(\x01\"\xfc\x02\n\x03Job\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x05state\x18\x02 \x01(\x0e\x32\x15.faceswap.v1.JobState\x12*\n\x08progress\x18\x03 \x01(\x0b\x32\x18.faceswap.v1.JobProgress\x12\'\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x18.faceswap.v1.ErrorStatus\x12&\n\x06output\x18\x05 \x01(\x0b\x32\x16.faceswap.v1.ObjectRef\x12&\n\x06report\x18\x06 \x01(\x0b\x32\x16.faceswap.v1.ObjectRef\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12&\n\x04spec\x18\x08 \x01(\x0b\x32\x18.faceswap.v1.SwapJobSpec\x12\r\n\x05owner\x18\t \x01(\t\x12\x13\n\x0b\x63reate_time\x18\n \x01(\t\x12\x13\n\x0bupdate_time\x18\x0b \x01(\t\x12\'\n\x07preview\x18\x0c \x01(\x0b\x32\x16.faceswap.v1.ObjectRef\"\xb6\x01\n\x08JobEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x0c\n\x04time\x18\x02 \x01(\t\x12$\n\x05state\x18\x03 \x01(\x0e\x32\x15.faceswap.v1.JobState\x12*\n\x08progress\x18\x04 \x01(\x0b\x32\x18.faceswap.v1.JobProgress\x12\x0f\n\x07message\x18\x05 \x01(\t\x12\'\n\x07preview\x18\x06 \x01(\x0b\x32\x16.faceswap.v1.ObjectRef\"R\n\x14SubmitSwapJobRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12&\n\x04spec\x18\x02 \x01(\x0b\x32\x18.faceswap.v1.SwapJobSpec\"G\n\x15SubmitSwapJobResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.faceswap.v1.Job\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\x1d\n\rGetJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"/\n\x0eGetJobResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.faceswap.v1.Job\"^\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12$\n\x05state\x18\x03 \x01(\x0e\x32\x15.faceswap.v1.JobState\"K\n\x10ListJobsResponse\x12\x1e\n\x04jobs\x18\x01 \x03(\x0b\x32\x10.faceswap.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"7\n\x0fWatchJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"W\n\x10WatchJobResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.faceswap.v1.Job\x12$\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x15.faceswap.v1.JobEvent\" \n\x10\x43\x61ncelJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"2\n\x11\x43\x61ncelJobResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.faceswap.v1.Job\"4\n\x11UploadFileRequest\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\r\n\x05\x63hunk\x18\x02 \x01(\x0c\"<\n\x12UploadFileResponse\x12&\n\x06object\x18\x01 \x01(\x0b\x32\x16.faceswap.v1.ObjectRef\"=\n\x13\x44ownloadFileRequest\x12&\n\x06object\x18\x01 \x01(\x0b\x32\x16.faceswap.v1.ObjectRef\"%\n\x14\x44ownloadFileResponse\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c*\xb4\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x18\n\x14JOB_STATE_CANCELLING\x10\x05\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x06\x32\xaf\x04\n\nJobService\x12V\n\rSubmitSwapJob\x12!.faceswap.v1.SubmitSwapJobRequest\x1a\".faceswap.v1.SubmitSwapJobResponse\x12\x41\n\x06GetJob\x12\x1a.faceswap.v1.GetJobRequest\x1a\x1b.faceswap.v1.GetJobResponse\x12G\n\x08ListJobs\x12\x1c.faceswap.v1.ListJobsRequest\x1a\x1d.faceswap.v1.ListJobsResponse\x12I\n\x08WatchJob\x12\x1c.faceswap.v1.WatchJobRequest\x1a\x1d.faceswap.v1.WatchJobResponse0\x01\x12J\n\tCancelJob\x12\x1d.faceswap.v1.CancelJobRequest\x1a\x1e.faceswap.v1.CancelJobResponse\x12O\n\nUploadFile\x12\x1e.faceswap.v1.UploadFileRequest\x1a\x1f.faceswap.v1.UploadFileResponse(\x01\x12U\n\x0c\x44ownloadFile\x12 .faceswap.v1.DownloadFileRequest\x1a!.faceswap.v1.DownloadFileResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x66\x61\x63\x65swap/v1/jobs.proto\x12\x0b\x66\x61\x63\x65swap.v1\x1a\x18\x66\x61\x63\x65swap/v1/common.proto\x1a\x1b\x66\x61\x63\x65swap/v1/converter.proto\x1a\x1a\x66\x61\x63\x65swap/v1/detector.proto\x1a\x19\x66\x61\x63\x65swap/v1/trainer.proto\"\x85\x02\n\x0bSwapOptions\x12*\n\x06\x64\x65tect\x18\x01 \x01(\x0b\x32\x1a.faceswap.v1.DetectOptions\x12(\n\x05train\x18\x02 \x01(\x0b\x32\x19.faceswap.v1.TrainOptions\x12,\n\x07\x63onvert\x18\x03 \x01(\x0b\x32\x1b.faceswap.v1.ConvertOptions\x12\x14\n\x0coutput_codec\x18\x04 \x01(\t\x12\x12\n\noutput_crf\x18\x05 \x01(\x05\x12\x14\n\x0cmodel_prefix\x18\x06 \x01(\t\x12\x15\n\rskip_evaluate\x18\x07 \x01(\x08\x12\x1b\n\x13\x65valuate_max_frames\x18\x08 \x01(\x05\"\xba\x01\n\x0bSwapJobSpec\x12%\n\x05video\x18\x01 \x01(\x0b\x32\x16.faceswap.v1.ObjectRef\x12\'\n\x07\x66\x61\x63\x65s_b\x18\x02 \x03(\x0b\x32\x16.faceswap.v1.ObjectRef\x12\x30\n\x10reference_photos\x18\x03 \x03(\x0b\x32\x16.faceswap.v1.ObjectRef\x12)\n\x07options\x18\x04 \x01(\x0b\x32\x18.faceswap.v1.SwapOptions\"N\n\x0bJobProgress\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x0c\n\x04\x64one\x18\x02 \x01(\x03\x12\r\n\x05total\x18\x03 \x01(\x03\x12\x13\n\x0b\x65ta_seconds\x18\x04 \x01(\x01\"\xfc\x02\n\x03Job\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x05state\x18\x02 \x01(\x0e\x32\x15.faceswap.v1.JobState\x12*\n\x08progress\x18\x03 \x01(\x0b\x32\x18.faceswap.v1.JobProgress\x12\'\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x18.faceswap.v1.ErrorStatus\x12&\n\x06output\x18\x05 \x01(\x0b\x32\x16.faceswap.v1.ObjectRef\x12&\n\x06report\x18\x06 \x01(\x0b\x32\x16.faceswap.v1.ObjectRef\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12&\n\x04spec\x18\x08 \x01(\x0b\x32\x18.faceswap.v1.SwapJobSpec\x12\r\n\x05owner\x18\t \x01(\t\x12\x13\n\x0b\x63reate_time\x18\n \x01(\t\x12\x13\n\x0bupdate_time\x18\x0b \x01(\t\x12\'\n\x07preview\x18\x0c \x01(\x0b\x32\x16.faceswap.v1.ObjectRef\"\xb6\x01\n\x08JobEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x0c\n\x04time\x18\x02 \x01(\t\x12$\n\x05state\x18\x03 \x01(\x0e\x32\x15.faceswap.v1.JobState\x12*\n\x08progress\x18\x04 \x01(\x0b\x32\x18.faceswap.v1.JobProgress\x12\x0f\n\x07message\x18\x05 \x01(\t\x12\'\n\x07preview\x18\x06 \x01(\x0b\x32\x16.faceswap.v1.ObjectRef\"R\n\x14SubmitSwapJobRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12&\n\x04spec\x18\x02 \x01(\x0b\x32\x18.faceswap.v1.SwapJobSpec\"G\n\x15SubmitSwapJobResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.faceswap.v1.Job\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\x1d\n\rGetJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"/\n\x0eGetJobResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.faceswap.v1.Job\"^\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12$\n\x05state\x18\x03 \x01(\x0e\x32\x15.faceswap.v1.JobState\"K\n\x10ListJobsResponse\x12\x1e\n\x04jobs\x18\x01 \x03(\x0b\x32\x10.faceswap.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"7\n\x0fWatchJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"W\n\x10WatchJobResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.faceswap.v1.Job\x12$\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x15.faceswap.v1.JobEvent\" \n\x10\x43\x61ncelJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"2\n\x11\x43\x61ncelJobResponse\x12\x1d\n\x03job\x18\x01 \x01(\x0b\x32\x10.faceswap.v1.Job\"4\n\x11UploadFileRequest\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\r\n\x05\x63hunk\x18\x02 \x01(\x0c\"<\n\x12UploadFileResponse\x12&\n\x06object\x18\x01 \x01(\x0b\x32\x16.faceswap.v1.ObjectRef\"=\n\x13\x44ownloadFileRequest\x12&\n\x06object\x18\x01 \x01(\x0b\x32\x16.faceswap.v1.ObjectRef\"%\n\x14\x44ownloadFileResponse\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c*\xb4\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x18\n\x14JOB_STATE_CANCELLING\x10\x05\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x06\x32\xaf\x04\n\nJobService\x12V\n\rSubmitSwapJob\x12!.faceswap.v1.SubmitSwapJobRequest\x1a\".faceswap.v1.SubmitSwapJobResponse\x12\x41\n\x06GetJob\x12\x1a.faceswap.v1.GetJobRequest\x1a\x1b.faceswap.v1.GetJobResponse\x12G\n\x08ListJobs\x12\x1c.faceswap.v1.ListJobsRequest\x1a\x1d.faceswap.v1.ListJobsResponse\x12I\n\x08WatchJob\x12\x1c.faceswap.v1.WatchJobRequest\x1a\x1d.faceswap.v1.WatchJobResponse0\x01\x12J\n\tCancelJob\x12\x1d.faceswap.v1.CancelJobRequest\x1a\x1e.faceswap.v1.CancelJobResponse\x12O\n\nUploadFile\x12\x1e.faceswap.v1.UploadFileRequest\x1a\x1f.faceswap.v1.UploadFileResponse(\x01\x12U\n\x0c\x44ownloadFile\x12 .faceswap.v1.DownloadFileRequest\x1a!.faceswap.v1.DownloadFileResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'faceswap.v1.jobs_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_JOBSTATE']._serialized_start=2059
-  _globals['_JOBSTATE']._serialized_end=2239
+  _globals['_JOBSTATE']._serialized_start=2111
+  _globals['_JOBSTATE']._serialized_end=2291
   _globals['_SWAPOPTIONS']._serialized_start=150
-  _globals['_SWAPOPTIONS']._serialized_end=359
-  _globals['_SWAPJOBSPEC']._serialized_start=362
-  _globals['_SWAPJOBSPEC']._serialized_end=548
-  _globals['_JOBPROGRESS']._serialized_start=550
-  _globals['_JOBPROGRESS']._serialized_end=628
-  _globals['_JOB']._serialized_start=631
-  _globals['_JOB']._serialized_end=1011
-  _globals['_JOBEVENT']._serialized_start=1014
-  _globals['_JOBEVENT']._serialized_end=1196
-  _globals['_SUBMITSWAPJOBREQUEST']._serialized_start=1198
-  _globals['_SUBMITSWAPJOBREQUEST']._serialized_end=1280
-  _globals['_SUBMITSWAPJOBRESPONSE']._serialized_start=1282
-  _globals['_SUBMITSWAPJOBRESPONSE']._serialized_end=1353
-  _globals['_GETJOBREQUEST']._serialized_start=1355
-  _globals['_GETJOBREQUEST']._serialized_end=1384
-  _globals['_GETJOBRESPONSE']._serialized_start=1386
-  _globals['_GETJOBRESPONSE']._serialized_end=1433
-  _globals['_LISTJOBSREQUEST']._serialized_start=1435
-  _globals['_LISTJOBSREQUEST']._serialized_end=1529
-  _globals['_LISTJOBSRESPONSE']._serialized_start=1531
-  _globals['_LISTJOBSRESPONSE']._serialized_end=1606
-  _globals['_WATCHJOBREQUEST']._serialized_start=1608
-  _globals['_WATCHJOBREQUEST']._serialized_end=1663
-  _globals['_WATCHJOBRESPONSE']._serialized_start=1665
-  _globals['_WATCHJOBRESPONSE']._serialized_end=1752
-  _globals['_CANCELJOBREQUEST']._serialized_start=1754
-  _globals['_CANCELJOBREQUEST']._serialized_end=1786
-  _globals['_CANCELJOBRESPONSE']._serialized_start=1788
-  _globals['_CANCELJOBRESPONSE']._serialized_end=1838
-  _globals['_UPLOADFILEREQUEST']._serialized_start=1840
-  _globals['_UPLOADFILEREQUEST']._serialized_end=1892
-  _globals['_UPLOADFILERESPONSE']._serialized_start=1894
-  _globals['_UPLOADFILERESPONSE']._serialized_end=1954
-  _globals['_DOWNLOADFILEREQUEST']._serialized_start=1956
-  _globals['_DOWNLOADFILEREQUEST']._serialized_end=2017
-  _globals['_DOWNLOADFILERESPONSE']._serialized_start=2019
-  _globals['_DOWNLOADFILERESPONSE']._serialized_end=2056
-  _globals['_JOBSERVICE']._serialized_start=2242
-  _globals['_JOBSERVICE']._serialized_end=2801
+  _globals['_SWAPOPTIONS']._serialized_end=411
+  _globals['_SWAPJOBSPEC']._serialized_start=414
+  _globals['_SWAPJOBSPEC']._serialized_end=600
+  _globals['_JOBPROGRESS']._serialized_start=602
+  _globals['_JOBPROGRESS']._serialized_end=680
+  _globals['_JOB']._serialized_start=683
+  _globals['_JOB']._serialized_end=1063
+  _globals['_JOBEVENT']._serialized_start=1066
+  _globals['_JOBEVENT']._serialized_end=1248
+  _globals['_SUBMITSWAPJOBREQUEST']._serialized_start=1250
+  _globals['_SUBMITSWAPJOBREQUEST']._serialized_end=1332
+  _globals['_SUBMITSWAPJOBRESPONSE']._serialized_start=1334
+  _globals['_SUBMITSWAPJOBRESPONSE']._serialized_end=1405
+  _globals['_GETJOBREQUEST']._serialized_start=1407
+  _globals['_GETJOBREQUEST']._serialized_end=1436
+  _globals['_GETJOBRESPONSE']._serialized_start=1438
+  _globals['_GETJOBRESPONSE']._serialized_end=1485
+  _globals['_LISTJOBSREQUEST']._serialized_start=1487
+  _globals['_LISTJOBSREQUEST']._serialized_end=1581
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1583
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1658
+  _globals['_WATCHJOBREQUEST']._serialized_start=1660
+  _globals['_WATCHJOBREQUEST']._serialized_end=1715
+  _globals['_WATCHJOBRESPONSE']._serialized_start=1717
+  _globals['_WATCHJOBRESPONSE']._serialized_end=1804
+  _globals['_CANCELJOBREQUEST']._serialized_start=1806
+  _globals['_CANCELJOBREQUEST']._serialized_end=1838
+  _globals['_CANCELJOBRESPONSE']._serialized_start=1840
+  _globals['_CANCELJOBRESPONSE']._serialized_end=1890
+  _globals['_UPLOADFILEREQUEST']._serialized_start=1892
+  _globals['_UPLOADFILEREQUEST']._serialized_end=1944
+  _globals['_UPLOADFILERESPONSE']._serialized_start=1946
+  _globals['_UPLOADFILERESPONSE']._serialized_end=2006
+  _globals['_DOWNLOADFILEREQUEST']._serialized_start=2008
+  _globals['_DOWNLOADFILEREQUEST']._serialized_end=2069
+  _globals['_DOWNLOADFILERESPONSE']._serialized_start=2071
+  _globals['_DOWNLOADFILERESPONSE']._serialized_end=2108
+  _globals['_JOBSERVICE']._serialized_start=2294
+  _globals['_JOBSERVICE']._serialized_end=2853
 # @@protoc_insertion_point(module_scope)

@@ -29,20 +29,24 @@ JOB_STATE_CANCELLING: JobState
 JOB_STATE_CANCELLED: JobState
 
 class SwapOptions(_message.Message):
-    __slots__ = ("detect", "train", "convert", "output_codec", "output_crf", "model_prefix")
+    __slots__ = ("detect", "train", "convert", "output_codec", "output_crf", "model_prefix", "skip_evaluate", "evaluate_max_frames")
     DETECT_FIELD_NUMBER: _ClassVar[int]
     TRAIN_FIELD_NUMBER: _ClassVar[int]
     CONVERT_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_CODEC_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_CRF_FIELD_NUMBER: _ClassVar[int]
     MODEL_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    SKIP_EVALUATE_FIELD_NUMBER: _ClassVar[int]
+    EVALUATE_MAX_FRAMES_FIELD_NUMBER: _ClassVar[int]
     detect: _detector_pb2.DetectOptions
     train: _trainer_pb2.TrainOptions
     convert: _converter_pb2.ConvertOptions
     output_codec: str
     output_crf: int
     model_prefix: str
-    def __init__(self, detect: _Optional[_Union[_detector_pb2.DetectOptions, _Mapping]] = ..., train: _Optional[_Union[_trainer_pb2.TrainOptions, _Mapping]] = ..., convert: _Optional[_Union[_converter_pb2.ConvertOptions, _Mapping]] = ..., output_codec: _Optional[str] = ..., output_crf: _Optional[int] = ..., model_prefix: _Optional[str] = ...) -> None: ...
+    skip_evaluate: bool
+    evaluate_max_frames: int
+    def __init__(self, detect: _Optional[_Union[_detector_pb2.DetectOptions, _Mapping]] = ..., train: _Optional[_Union[_trainer_pb2.TrainOptions, _Mapping]] = ..., convert: _Optional[_Union[_converter_pb2.ConvertOptions, _Mapping]] = ..., output_codec: _Optional[str] = ..., output_crf: _Optional[int] = ..., model_prefix: _Optional[str] = ..., skip_evaluate: _Optional[bool] = ..., evaluate_max_frames: _Optional[int] = ...) -> None: ...
 
 class SwapJobSpec(_message.Message):
     __slots__ = ("video", "faces_b", "reference_photos", "options")

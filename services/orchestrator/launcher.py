@@ -1,0 +1,163 @@
+"""Starts the platform's services on localhost as subprocesses (``faceswap serve``, the demo, tests).
+
+Each service runs as ``python -m services.<svc>.server --port N`` with the addresses of the others
+in its environment, so the orchestrator finds them. ``ServiceGroup`` waits for their gRPC health
+checks and stops them (SIGTERM, then SIGKILL) when closed. One service can be killed and restarted
+on the same port (fault-injection tests).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.common.errors import Unavailable
+
+SERVICES = ("media", "detector", "trainer", "converter", "orchestrator")
+ADDR_ENV = {
+    "media": "FACESWAP_MEDIA_ADDR",
+    "detector": "FACESWAP_DETECTOR_ADDR",
+    "trainer": "FACESWAP_TRAINER_ADDR",
+    "converter": "FACESWAP_CONVERTER_ADDR",
+    "orchestrator": "FACESWAP_JOBS_ADDR",
+}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def health_ok(address: str, timeout: float = 1.0) -> bool:
+    """True when a gRPC server answers SERVING at address."""
+    channel = grpc.insecure_channel(address)
+    try:
+        resp = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=""), timeout=timeout
+        )
+        return resp.status == health_pb2.HealthCheckResponse.SERVING
+    except grpc.RpcError:
+        return False
+    finally:
+        channel.close()
+
+
+@dataclass
+class ServiceGroup:
+    """Local subprocesses of the services; use as a context manager."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    services: tuple[str, ...] = SERVICES
+    ports: dict[str, int] = field(default_factory=dict)
+    log_dir: Path | None = None
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in SERVICES:
+            self.ports.setdefault(name, free_port())
+        self.env = {**os.environ, **self.env}
+        for name, var in ADDR_ENV.items():
+            self.env[var] = f"127.0.0.1:{self.ports[name]}"
+        self.env.setdefault("FACESWAP_METRICS_PORT", "0")  # avoid port+1000 clashes between groups
+        self.env.setdefault("PYTHONUNBUFFERED", "1")
+
+    def address(self, name: str) -> str:
+        return f"127.0.0.1:{self.ports[name]}"
+
+    @property
+    def jobs_address(self) -> str:
+        return self.address("orchestrator")
+
+    def start(self, timeout: float = 120.0) -> ServiceGroup:
+        for name in self.services:
+            self.start_one(name, wait=False)
+        self.wait_healthy(self.services, timeout)
+        return self
+
+    def start_one(self, name: str, wait: bool = True, timeout: float = 120.0) -> None:
+        log = subprocess.DEVNULL
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", f"services.{name}.server", "--port", str(self.ports[name])],
+            env=self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C in a terminal reaches us, we stop the children in order
+        )
+        if log is not subprocess.DEVNULL:
+            log.close()
+        if wait:
+            self.wait_healthy((name,), timeout)
+
+    def wait_healthy(self, names: tuple[str, ...] | list[str], timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        pending = list(names)
+        while pending:
+            for name in list(pending):
+                proc = self.procs.get(name)
+                if proc is not None and proc.poll() is not None:
+                    hint = f" (see {self.log_dir / (name + '.log')})" if self.log_dir else ""
+                    raise Unavailable(f"service {name} exited with code {proc.returncode} at start{hint}")
+                if health_ok(self.address(name)):
+                    pending.remove(name)
+            if pending and time.monotonic() > deadline:
+                raise Unavailable(f"services not healthy after {timeout:.0f} s: {', '.join(pending)}")
+            if pending:
+                time.sleep(0.3)
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs.get(name)
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(sig)
+            proc.wait(60)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        # The orchestrator first, so it releases its jobs before the services it calls go away.
+        order = ["orchestrator", *[n for n in self.procs if n != "orchestrator"]]
+        for name in order:
+            proc = self.procs.get(name)
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                if name == "orchestrator":
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        proc.wait(timeout)
+        deadline = time.monotonic() + timeout
+        for proc in self.procs.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+    def __enter__(self) -> ServiceGroup:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop(5)
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def storage_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The storage/database variables a child must share with the parent."""
+    keys = ("FACESWAP_STORAGE", "FACESWAP_DATA_DIR", "FACESWAP_BUCKET", "S3_ENDPOINT", "S3_ACCESS_KEY")
+    keys += ("S3_SECRET_KEY", "S3_REGION", "S3_SECURE", "FACESWAP_DB_URL")
+    return {k: env[k] for k in keys if k in env}

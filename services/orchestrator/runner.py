@@ -1,0 +1,582 @@
+"""Runs a job's stages through the media, detector, trainer and converter services over gRPC.
+
+Every stage is idempotent and keyed by the job id only (``JobKeys``), so a resumed job may re-issue
+the stage in hand safely. A stage's outputs are recorded when it completes; a resumed job skips the
+stages that have them. Conversion runs in frame-range chunks, each recorded when done. Training is
+resumed by the trainer itself from the checkpoint under the job's model prefix.
+
+Transient errors (UNAVAILABLE, DEADLINE_EXCEEDED) are retried with exponential backoff for up to
+FACESWAP_STAGE_RETRY_SECONDS of no progress; anything else fails the job with the stage and reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import grpc
+from prometheus_client import Counter
+
+from services.common.auth import call_metadata
+from services.common.client import make_channel
+from services.common.config import Settings, load_settings
+from services.common.errors import ServiceError
+from services.common.pb.faceswap.v1 import (
+    common_pb2,
+    converter_pb2,
+    converter_pb2_grpc,
+    detector_pb2,
+    detector_pb2_grpc,
+    jobs_pb2,
+    media_pb2,
+    media_pb2_grpc,
+    trainer_pb2,
+    trainer_pb2_grpc,
+)
+from services.common.storage import ObjectStore, join_key
+from services.orchestrator.jobs import IMAGE_EXTS, STAGES, JobKeys, extension
+from services.orchestrator.settings import OrchestratorSettings, load_orchestrator_settings
+
+log = logging.getLogger("faceswap.orchestrator.runner")
+
+TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+STAGE_RETRIES = Counter(
+    "faceswap_orchestrator_stage_retries_total", "Transient stage failures retried", ["stage"]
+)
+SHORT_TIMEOUT = 30.0
+B_VIDEO_MAX_FRAMES = 500  # frames of B's video scanned for faces; more adds time, not variety
+
+
+class JobCancelled(Exception):
+    """The job was cancelled while a stage ran."""
+
+
+class StageFailed(Exception):
+    def __init__(self, stage: str, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(f"{stage}: {message}")
+        self.stage, self.code, self.message = stage, code, message
+
+
+class Context(Protocol):
+    """What the runner needs from the worker that holds the job's lease (see worker.JobContext)."""
+
+    job_id: str
+    outputs: dict[str, Any]
+    cancelled: threading.Event
+
+    def progress(
+        self,
+        stage: str,
+        done: int,
+        total: int,
+        eta: float = 0.0,
+        message: str | None = None,
+        preview: str | None = None,
+        force: bool = False,
+    ) -> None: ...
+
+    def record(self, outputs: dict[str, Any], stage: str, message: str) -> None: ...
+
+
+@dataclass
+class RunResult:
+    output_key: str
+    report_key: str
+
+
+class ServiceClients:
+    """One channel per service, from the configured addresses."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        settings = settings or load_settings()
+        addr = settings.addresses
+        self.addresses = addr
+        self.media = media_pb2_grpc.MediaServiceStub(
+            make_channel(addr["media"], ["faceswap.v1.MediaService"])
+        )
+        self.detector = detector_pb2_grpc.DetectorServiceStub(
+            make_channel(addr["detector"], ["faceswap.v1.DetectorService"])
+        )
+        self.trainer = trainer_pb2_grpc.TrainerServiceStub(
+            make_channel(addr["trainer"], ["faceswap.v1.TrainerService"])
+        )
+        self.converter = converter_pb2_grpc.ConverterServiceStub(
+            make_channel(addr["converter"], ["faceswap.v1.ConverterService"])
+        )
+
+
+def _copy_object(store: ObjectStore, src: str, dst: str) -> None:
+    """Copies an input into the job's own space (once: a resumed job finds it there)."""
+    if store.exists(dst):
+        return
+    with store.open(src) as fh:
+        store.put_stream(dst, fh)
+
+
+class JobRunner:
+    def __init__(
+        self,
+        objects: ObjectStore,
+        clients: ServiceClients | None = None,
+        settings: OrchestratorSettings | None = None,
+        rpc_timeout: float | None = None,
+    ) -> None:
+        self.objects = objects
+        self.clients = clients or ServiceClients()
+        self.settings = settings or load_orchestrator_settings()
+        self.rpc_timeout = rpc_timeout or load_settings().rpc_timeout
+
+    # ---- calls --------------------------------------------------------------------------------
+    def _sleep(self, ctx: Context, seconds: float) -> None:
+        if ctx.cancelled.wait(seconds):
+            raise JobCancelled()
+
+    def _call(
+        self, ctx: Context, stage: str, method: Callable[..., Any], request: Any, timeout: float
+    ) -> Any:
+        """A unary call with a deadline, cancel-aware, retrying transient failures with backoff."""
+        started, attempt = time.monotonic(), 0
+        while True:
+            if ctx.cancelled.is_set():
+                raise JobCancelled()
+            future = method.future(request, timeout=timeout, metadata=call_metadata())
+            while not future.done():
+                if ctx.cancelled.wait(0.25):
+                    future.cancel()
+                    raise JobCancelled()
+            try:
+                return future.result()
+            except grpc.RpcError as exc:
+                attempt = self._retry_or_raise(ctx, stage, exc, started, attempt)
+
+    def _retry_or_raise(
+        self, ctx: Context, stage: str, exc: grpc.RpcError, started: float, attempt: int
+    ) -> int:
+        code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+        details = (exc.details() if hasattr(exc, "details") else "") or str(code)
+        if code == grpc.StatusCode.CANCELLED and ctx.cancelled.is_set():
+            raise JobCancelled()
+        if code not in TRANSIENT or time.monotonic() - started > self.settings.stage_retry_seconds:
+            if code in TRANSIENT:
+                details = f"{details} (gave up after {self.settings.stage_retry_seconds:.0f} s of retries)"
+            raise StageFailed(stage, code, details)
+        delay = min(30.0, 0.5 * 2**attempt)
+        STAGE_RETRIES.labels(stage).inc()
+        ctx.progress(
+            stage, -1, -1, message=f"{stage}: {code.name} ({details}); retrying in {delay:.1f} s", force=True
+        )
+        self._sleep(ctx, delay)
+        return attempt + 1
+
+    # ---- the pipeline -------------------------------------------------------------------------
+    def run(self, ctx: Context, spec: jobs_pb2.SwapJobSpec) -> RunResult:
+        keys = JobKeys(ctx.job_id)
+        steps: dict[str, Callable[[Context, jobs_pb2.SwapJobSpec, JobKeys], dict[str, Any]]] = {
+            "media_extract": self.media_extract,
+            "detect_a": self.detect_a,
+            "detect_b": self.detect_b,
+            "train": self.train,
+            "convert": self.convert,
+            "encode": self.encode,
+            "evaluate": self.evaluate,
+        }
+        for stage in STAGES:
+            if stage in ctx.outputs:
+                continue  # produced before a restart: never redone
+            if ctx.cancelled.is_set():
+                raise JobCancelled()
+            ctx.progress(stage, 0, 0, message=f"{stage} started", force=True)
+            outputs = steps[stage](ctx, spec, keys)
+            ctx.record({stage: outputs}, stage, f"{stage} done")
+        report = ctx.outputs.get("evaluate", {}).get("report", "")
+        return RunResult(output_key=ctx.outputs["encode"]["output"], report_key=report)
+
+    def media_extract(self, ctx: Context, spec: jobs_pb2.SwapJobSpec, keys: JobKeys) -> dict[str, Any]:
+        stage = "media_extract"
+        video_key = keys.input_video(spec.video.key)
+        _copy_object(self.objects, spec.video.key, video_key)
+        resp = self._call(
+            ctx,
+            stage,
+            self.clients.media.ExtractFrames,
+            media_pb2.ExtractFramesRequest(
+                video=common_pb2.ObjectRef(key=video_key), output_prefix=keys.frames, image_format="png"
+            ),
+            self.rpc_timeout,
+        )
+        if resp.frame_count <= 0:
+            raise StageFailed(stage, grpc.StatusCode.FAILED_PRECONDITION, f"{spec.video.key!r} has no frames")
+        ctx.progress(stage, resp.frame_count, resp.frame_count, message=f"{resp.frame_count} frames of A")
+        out: dict[str, Any] = {
+            "video": video_key,
+            "frames": keys.frames,
+            "frame_count": int(resp.frame_count),
+            "fps": [int(resp.info.fps.num), int(resp.info.fps.den)],
+            "has_audio": bool(resp.info.has_audio),
+        }
+        b_keys: list[str] = []
+        if len(spec.faces_b) == 1 and extension(spec.faces_b[0].key) not in IMAGE_EXTS:
+            b_video = keys.input_b_video(spec.faces_b[0].key)
+            _copy_object(self.objects, spec.faces_b[0].key, b_video)
+            info = self._call(
+                ctx,
+                stage,
+                self.clients.media.Probe,
+                media_pb2.ProbeRequest(video=common_pb2.ObjectRef(key=b_video)),
+                SHORT_TIMEOUT,
+            ).info
+            step = max(1, math.ceil(info.frame_count / B_VIDEO_MAX_FRAMES))
+            b_resp = self._call(
+                ctx,
+                stage,
+                self.clients.media.ExtractFrames,
+                media_pb2.ExtractFramesRequest(
+                    video=common_pb2.ObjectRef(key=b_video),
+                    output_prefix=keys.faces_b_source,
+                    image_format="png",
+                    range=common_pb2.FrameRange(step=step),
+                ),
+                self.rpc_timeout,
+            )
+            out.update(b_video=b_video, b_frame_count=int(b_resp.frame_count))
+            b_keys = [b_video]
+        else:
+            for i, ref in enumerate(spec.faces_b):
+                dst = join_key(keys.faces_b_source, f"{i:05d}{extension(ref.key)}")
+                _copy_object(self.objects, ref.key, dst)
+                b_keys.append(dst)
+        refs = []
+        for i, ref in enumerate(spec.reference_photos):
+            dst = join_key(keys.reference, f"{i:05d}{extension(ref.key)}")
+            _copy_object(self.objects, ref.key, dst)
+            refs.append(dst)
+        out.update(b_source=keys.faces_b_source, b_inputs=b_keys, reference=refs)
+        return out
+
+    def _detect_options(
+        self, spec: jobs_pb2.SwapJobSpec, references: list[str]
+    ) -> detector_pb2.DetectOptions:
+        opts = detector_pb2.DetectOptions()
+        opts.CopyFrom(spec.options.detect)
+        opts.save_faces = True
+        del opts.reference_photos[:]
+        opts.reference_photos.extend(common_pb2.ObjectRef(key=k) for k in references)
+        return opts
+
+    def _face_set(
+        self,
+        ctx: Context,
+        stage: str,
+        source: str,
+        output: str,
+        options: detector_pb2.DetectOptions,
+        who: str,
+    ) -> dict[str, Any]:
+        resp = self._call(
+            ctx,
+            stage,
+            self.clients.detector.ExtractFaceSet,
+            detector_pb2.ExtractFaceSetRequest(source_prefix=source, output_prefix=output, options=options),
+            self.rpc_timeout,
+        )
+        if resp.faces_total <= 0:
+            raise StageFailed(
+                stage,
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"no face of {who} found in {resp.frames_total} images "
+                f"({resp.frames_unreadable} unreadable, {resp.frames_without_face} without a face)",
+            )
+        ctx.progress(
+            stage,
+            resp.frames_total,
+            resp.frames_total,
+            message=f"{resp.faces_total} faces of {who}",
+            force=True,
+        )
+        return {
+            "prefix": output,
+            "alignments": resp.alignments.key or join_key(output, "alignments.json"),
+            "frames": int(resp.frames_total),
+            "faces": int(resp.faces_total),
+            "frames_without_face": int(resp.frames_without_face),
+        }
+
+    def detect_a(self, ctx: Context, spec: jobs_pb2.SwapJobSpec, keys: JobKeys) -> dict[str, Any]:
+        media = ctx.outputs["media_extract"]
+        ctx.progress("detect_a", 0, media["frame_count"])
+        options = self._detect_options(spec, media.get("reference", []))
+        return self._face_set(ctx, "detect_a", keys.frames, keys.faces_a, options, "person A")
+
+    def detect_b(self, ctx: Context, spec: jobs_pb2.SwapJobSpec, keys: JobKeys) -> dict[str, Any]:
+        if spec.options.model_prefix:
+            return {"skipped": True, "reason": "model given by options.model_prefix"}
+        options = self._detect_options(spec, [])
+        return self._face_set(ctx, "detect_b", keys.faces_b_source, keys.faces_b, options, "person B")
+
+    # ---- training -----------------------------------------------------------------------------
+    def train(self, ctx: Context, spec: jobs_pb2.SwapJobSpec, keys: JobKeys) -> dict[str, Any]:
+        if spec.options.model_prefix:
+            return {"skipped": True, "model_prefix": spec.options.model_prefix}
+        stage, trainer = "train", self.clients.trainer
+        request = trainer_pb2.StartTrainingRequest(
+            faces_a_prefix=keys.faces_a,
+            faces_b_prefix=keys.faces_b,
+            model_prefix=keys.model,
+            options=spec.options.train,
+        )
+        started, attempt, unexpected_stops = time.monotonic(), 0, 0
+        while True:
+            try:
+                status = self._training_status(ctx, keys.model)
+                if status is None or status.state in (
+                    trainer_pb2.TRAINING_STATE_STOPPED,
+                    trainer_pb2.TRAINING_STATE_UNSPECIFIED,
+                ):
+                    # Not running on the trainer (new, or the trainer restarted): start; it resumes from
+                    # the checkpoint under the model prefix when there is one.
+                    status = trainer.StartTraining(
+                        request, timeout=SHORT_TIMEOUT, metadata=call_metadata()
+                    ).status
+                    ctx.progress(
+                        stage, status.step, status.total_steps, message=f"training from step {status.step}"
+                    )
+                if status.state in (trainer_pb2.TRAINING_STATE_RUNNING, trainer_pb2.TRAINING_STATE_STOPPING):
+                    status = self._watch_training(ctx, keys.model)
+                    started, attempt = time.monotonic(), 0  # progress was made: a fresh retry budget
+            except grpc.RpcError as exc:
+                attempt = self._retry_or_raise(ctx, stage, exc, started, attempt)
+                continue
+            if status.state == trainer_pb2.TRAINING_STATE_SUCCEEDED:
+                return {
+                    "model_prefix": keys.model,
+                    "step": int(status.step),
+                    "checkpoint": status.checkpoint.key,
+                    "loss_a": status.loss_a,
+                    "loss_b": status.loss_b,
+                }
+            if status.state == trainer_pb2.TRAINING_STATE_FAILED:
+                code = grpc.StatusCode.FAILED_PRECONDITION
+                if status.error.code:
+                    code = next((c for c in grpc.StatusCode if c.value[0] == status.error.code), code)
+                raise StageFailed(stage, code, status.error.message or "training failed")
+            if ctx.cancelled.is_set():
+                raise JobCancelled()
+            # Stopped without our asking (the trainer drained on SIGTERM): start again, it resumes.
+            unexpected_stops += 1
+            if unexpected_stops > 20:
+                raise StageFailed(stage, grpc.StatusCode.ABORTED, "training keeps stopping; giving up")
+            self._sleep(ctx, 1.0)
+
+    def _training_status(self, ctx: Context, model_prefix: str) -> trainer_pb2.TrainingStatus | None:
+        try:
+            return self.clients.trainer.GetTraining(
+                trainer_pb2.GetTrainingRequest(model_prefix=model_prefix),
+                timeout=SHORT_TIMEOUT,
+                metadata=call_metadata(),
+            ).status
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+
+    def _watch_training(self, ctx: Context, model_prefix: str) -> trainer_pb2.TrainingStatus:
+        """Follows the run until it ends; on cancel asks the trainer to checkpoint and stop."""
+        call = self.clients.trainer.WatchTraining(
+            trainer_pb2.WatchTrainingRequest(model_prefix=model_prefix),
+            timeout=self.rpc_timeout,
+            metadata=call_metadata(),
+        )
+        finished = threading.Event()
+        stop_requested = threading.Event()
+
+        def on_cancel() -> None:
+            while not finished.is_set():
+                if ctx.cancelled.wait(0.25):
+                    stop_requested.set()
+                    try:
+                        self.clients.trainer.StopTraining(
+                            trainer_pb2.StopTrainingRequest(model_prefix=model_prefix),
+                            timeout=SHORT_TIMEOUT,
+                            metadata=call_metadata(),
+                        )
+                    except grpc.RpcError as exc:
+                        log.warning(
+                            "StopTraining failed: %s", exc.details() if hasattr(exc, "details") else exc
+                        )
+                    finally:
+                        call.cancel()
+                    return
+
+        watcher = threading.Thread(target=on_cancel, daemon=True, name=f"cancel-{ctx.job_id[:8]}")
+        watcher.start()
+        last: trainer_pb2.TrainingStatus | None = None
+        try:
+            for resp in call:
+                last = resp.status
+                ctx.progress(
+                    "train",
+                    last.step,
+                    last.total_steps,
+                    eta=last.eta_seconds,
+                    preview=last.preview.key or None,
+                )
+                if last.state in (
+                    trainer_pb2.TRAINING_STATE_SUCCEEDED,
+                    trainer_pb2.TRAINING_STATE_STOPPED,
+                    trainer_pb2.TRAINING_STATE_FAILED,
+                ):
+                    break
+        except grpc.RpcError as exc:
+            if stop_requested.is_set():
+                raise JobCancelled() from None
+            raise exc
+        finally:
+            finished.set()
+            call.cancel()
+        if stop_requested.is_set():
+            raise JobCancelled()
+        if last is None or last.state in (
+            trainer_pb2.TRAINING_STATE_RUNNING,
+            trainer_pb2.TRAINING_STATE_STOPPING,
+        ):
+            # The stream ended early (trainer restarting): ask again.
+            status = self._training_status(ctx, model_prefix)
+            if status is None:
+                return trainer_pb2.TrainingStatus(state=trainer_pb2.TRAINING_STATE_STOPPED)
+            return status
+        return last
+
+    # ---- conversion and encoding --------------------------------------------------------------
+    def convert(self, ctx: Context, spec: jobs_pb2.SwapJobSpec, keys: JobKeys) -> dict[str, Any]:
+        stage = "convert"
+        total = int(ctx.outputs["media_extract"]["frame_count"])
+        model_prefix = ctx.outputs["train"].get("model_prefix") or keys.model
+        alignments = ctx.outputs["detect_a"]["alignments"]
+        chunk = self.settings.convert_chunk_frames or max(8, math.ceil(total / 10))
+        done_chunks = {int(s) for s in ctx.outputs.get("convert_chunks", [])}
+        swapped = int(ctx.outputs.get("convert_faces", 0))
+        started = time.monotonic()
+        new_frames = 0
+        for start in range(0, total, chunk):
+            end = min(total, start + chunk)
+            if start in done_chunks:
+                continue
+            resp = self._call(
+                ctx,
+                stage,
+                self.clients.converter.ConvertFrames,
+                converter_pb2.ConvertFramesRequest(
+                    frames_prefix=keys.frames,
+                    alignments=common_pb2.ObjectRef(key=alignments),
+                    model_prefix=model_prefix,
+                    output_prefix=keys.converted,
+                    range=common_pb2.FrameRange(start=start, end=end, step=1),
+                    options=spec.options.convert,
+                ),
+                self.rpc_timeout,
+            )
+            done_chunks.add(start)
+            swapped += int(resp.faces_swapped)
+            new_frames += end - start
+            frames_done = sum(min(total, s + chunk) - s for s in done_chunks)
+            rate = new_frames / max(1e-6, time.monotonic() - started)
+            note = f"; {len(resp.frame_errors)} frames passed through" if resp.frame_errors else ""
+            ctx.record(
+                {"convert_chunks": sorted(done_chunks), "convert_faces": swapped},
+                stage,
+                f"converted frames {start}-{end - 1}{note}",
+            )
+            ctx.progress(
+                stage, frames_done, total, eta=(total - frames_done) / rate if rate else 0.0, force=True
+            )
+        return {"prefix": keys.converted, "frames": total, "faces_swapped": swapped, "chunk": chunk}
+
+    def encode(self, ctx: Context, spec: jobs_pb2.SwapJobSpec, keys: JobKeys) -> dict[str, Any]:
+        media = ctx.outputs["media_extract"]
+        num, den = media["fps"]
+        resp = self._call(
+            ctx,
+            "encode",
+            self.clients.media.EncodeVideo,
+            media_pb2.EncodeVideoRequest(
+                frames_prefix=keys.converted,
+                output=common_pb2.ObjectRef(key=keys.output),
+                audio_from=common_pb2.ObjectRef(key=media["video"]),
+                fps=common_pb2.Rational(num=num, den=den) if num and den else None,
+                codec=spec.options.output_codec,
+                crf=spec.options.output_crf,
+            ),
+            self.rpc_timeout,
+        )
+        if resp.frame_count != media["frame_count"]:
+            raise StageFailed(
+                "encode",
+                grpc.StatusCode.INTERNAL,
+                f"encoded {resp.frame_count} frames, expected {media['frame_count']}",
+            )
+        ctx.progress("encode", resp.frame_count, resp.frame_count, force=True)
+        return {"output": resp.output.key or keys.output, "frames": int(resp.frame_count)}
+
+    # ---- quality report ---------------------------------------------------------------------
+    def evaluate(self, ctx: Context, spec: jobs_pb2.SwapJobSpec, keys: JobKeys) -> dict[str, Any]:
+        if spec.options.skip_evaluate:
+            return {"skipped": True, "reason": "options.skip_evaluate"}
+        try:
+            from services.evaluate.core import evaluate_job
+        except ImportError:
+            return {"skipped": True, "reason": "services.evaluate is not installed"}
+        media = ctx.outputs["media_extract"]
+        b_inputs = media.get("b_inputs") or []
+        if not b_inputs:
+            return {"skipped": True, "reason": "no faces of B to compare with"}
+        options: dict[str, Any] = {}
+        if spec.options.evaluate_max_frames:
+            options["max_frames"] = int(spec.options.evaluate_max_frames)
+        loss_log = join_key(keys.model, "loss_log.json")
+
+        def on_progress(done: int, total: int) -> None:
+            if ctx.cancelled.is_set():
+                raise JobCancelled()
+            ctx.progress("evaluate", done, total)
+
+        try:
+            result = evaluate_job(
+                self.objects,
+                media["video"],
+                ctx.outputs["encode"]["output"],
+                b_inputs,
+                keys.report,
+                join_key(keys.root, "report.json"),
+                loss_log_key=loss_log if self.objects.exists(loss_log) else None,
+                on_progress=on_progress,
+                **options,
+            )
+        except JobCancelled:
+            raise
+        except ServiceError as exc:
+            # A report is a bonus: the swap itself succeeded, so the job does too; say why there is none.
+            ctx.progress("evaluate", 0, 0, message=f"no quality report: {exc.message}", force=True)
+            return {"skipped": True, "reason": exc.message}
+        summary = getattr(result, "summary", None)
+        return {
+            "report": keys.report,
+            "json": join_key(keys.root, "report.json"),
+            "summary": _jsonable(summary),
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return str(value)
