@@ -329,48 +329,50 @@ class JobRunner:
             model_prefix=keys.model,
             options=spec.options.train,
         )
-        started, attempt, unexpected_stops = time.monotonic(), 0, 0
+        started, attempt, restarts = time.monotonic(), 0, 0
         while True:
             try:
                 status = self._training_status(ctx, keys.model)
-                if status is None or status.state in (
-                    trainer_pb2.TRAINING_STATE_STOPPED,
-                    trainer_pb2.TRAINING_STATE_UNSPECIFIED,
+                if status is None or (
+                    status.state in (trainer_pb2.TRAINING_STATE_STOPPED, trainer_pb2.TRAINING_STATE_UNSPECIFIED)
+                    and not _budget_spent(status)
                 ):
-                    # Not running on the trainer (new, or the trainer restarted): start; it resumes from
-                    # the checkpoint under the model prefix when there is one.
-                    status = trainer.StartTraining(
-                        request, timeout=SHORT_TIMEOUT, metadata=call_metadata()
-                    ).status
-                    ctx.progress(
-                        stage, status.step, status.total_steps, message=f"training from step {status.step}"
-                    )
+                    # Not running on the trainer (new, the trainer restarted, or it drained on SIGTERM):
+                    # start; it resumes from the checkpoint under the model prefix when there is one.
+                    status = trainer.StartTraining(request, timeout=SHORT_TIMEOUT, metadata=call_metadata()).status
+                    note = status.message or f"training from step {status.step}"
+                    ctx.progress(stage, status.step, status.total_steps, message=note)
                 if status.state in (trainer_pb2.TRAINING_STATE_RUNNING, trainer_pb2.TRAINING_STATE_STOPPING):
                     status = self._watch_training(ctx, keys.model)
                     started, attempt = time.monotonic(), 0  # progress was made: a fresh retry budget
             except grpc.RpcError as exc:
                 attempt = self._retry_or_raise(ctx, stage, exc, started, attempt)
                 continue
-            if status.state == trainer_pb2.TRAINING_STATE_SUCCEEDED:
+            if status.state == trainer_pb2.TRAINING_STATE_SUCCEEDED or (
+                status.state == trainer_pb2.TRAINING_STATE_STOPPED and _budget_spent(status)
+            ):
+                if status.state == trainer_pb2.TRAINING_STATE_STOPPED:
+                    ctx.progress(stage, status.step, status.total_steps, message=status.message, force=True)
                 return {
                     "model_prefix": keys.model,
                     "step": int(status.step),
+                    "total_steps": int(status.total_steps),
                     "checkpoint": status.checkpoint.key,
                     "loss_a": status.loss_a,
                     "loss_b": status.loss_b,
+                    "message": status.message,
                 }
             if status.state == trainer_pb2.TRAINING_STATE_FAILED:
                 code = grpc.StatusCode.FAILED_PRECONDITION
                 if status.error.code:
                     code = next((c for c in grpc.StatusCode if c.value[0] == status.error.code), code)
-                raise StageFailed(stage, code, status.error.message or "training failed")
+                raise StageFailed(stage, code, status.error.message or status.message or "training failed")
             if ctx.cancelled.is_set():
                 raise JobCancelled()
-            # Stopped without our asking (the trainer drained on SIGTERM): start again, it resumes.
-            unexpected_stops += 1
-            if unexpected_stops > 20:
+            restarts += 1
+            if restarts > 20:
                 raise StageFailed(stage, grpc.StatusCode.ABORTED, "training keeps stopping; giving up")
-            self._sleep(ctx, 1.0)
+            self._sleep(ctx, 2.0)
 
     def _training_status(self, ctx: Context, model_prefix: str) -> trainer_pb2.TrainingStatus | None:
         try:
@@ -568,6 +570,11 @@ class JobRunner:
             "json": join_key(keys.root, "report.json"),
             "summary": _jsonable(summary),
         }
+
+
+def _budget_spent(status: trainer_pb2.TrainingStatus) -> bool:
+    """The trainer stops a run whose max_seconds is spent: that run is done, not interrupted."""
+    return "time budget" in status.message
 
 
 def _jsonable(value: Any) -> Any:
