@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from services.common.errors import InvalidArgument, NotFound
@@ -54,7 +55,7 @@ def _existing_file(path: Path, what: str) -> Path:
     return path
 
 
-def _guard(run: callable) -> callable:  # type: ignore[valid-type]
+def _guard(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """OS errors become one-line messages (services.cli already handles ServiceError)."""
 
     def wrapped(args: argparse.Namespace) -> int:
@@ -72,6 +73,7 @@ def _guard(run: callable) -> callable:  # type: ignore[valid-type]
 @_guard
 def cmd_extract(args: argparse.Namespace) -> int:
     video = _existing_file(args.video, "video")
+    core.probe(video, label=str(args.video))  # a bad input fails before the output folder exists
     args.output.mkdir(parents=True, exist_ok=True)
     store = LocalStore(args.output, "")
     result = core.extract_video_file(
@@ -131,3 +133,24 @@ def _fps(info: core.VideoInfo) -> str:
         if info.fps.denominator != 1
         else str(info.fps.numerator)
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m services.media.cli ...`: the media commands alone, without loading other services."""
+    from services.common.errors import ServiceError
+
+    parser = argparse.ArgumentParser(prog="faceswap")
+    register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ServiceError as exc:
+        print(f"faceswap: error: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("faceswap: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
