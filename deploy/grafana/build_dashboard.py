@@ -1,0 +1,227 @@
+"""Writes the chart's Grafana dashboard (deploy/helm/faceswap/dashboards/faceswap.json).
+
+    .venv/bin/python deploy/grafana/build_dashboard.py
+
+Every faceswap_* metric queried here must be exported by a service: tests/deploy checks each one
+against the services' real /metrics output. DCGM_* series come from NVIDIA's dcgm-exporter
+(GPU Operator), not from us; their panels stay empty without it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+OUT = Path(__file__).resolve().parents[1] / "helm" / "faceswap" / "dashboards" / "faceswap.json"
+NS = 'namespace=~"$namespace"'
+RATE = "$__rate_interval"
+
+
+def _target(expr: str, legend: str, ref: str) -> dict[str, Any]:
+    return {
+        "datasource": {"type": "prometheus", "uid": "${datasource}"},
+        "expr": expr,
+        "legendFormat": legend,
+        "refId": ref,
+    }
+
+
+def panel(
+    title: str,
+    targets: list[tuple[str, str]],
+    unit: str = "short",
+    kind: str = "timeseries",
+    description: str = "",
+    width: int = 12,
+) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "title": title,
+        "description": description,
+        "datasource": {"type": "prometheus", "uid": "${datasource}"},
+        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+        "options": {
+            "legend": {"displayMode": "table", "placement": "bottom", "calcs": ["lastNotNull", "max"]}
+        }
+        if kind == "timeseries"
+        else {"reduceOptions": {"calcs": ["lastNotNull"]}},
+        "targets": [_target(expr, legend, chr(ord("A") + i)) for i, (expr, legend) in enumerate(targets)],
+        "gridPos": {"w": width, "h": 8},
+    }
+
+
+def row(title: str) -> dict[str, Any]:
+    return {"type": "row", "title": title, "collapsed": False, "panels": [], "gridPos": {"w": 24, "h": 1}}
+
+
+def quantiles(metric: str, by: str, selector: str = NS) -> list[tuple[str, str]]:
+    return [
+        (
+            f"histogram_quantile({q}, sum by (le, {by}) (rate({metric}_bucket{{{selector}}}[{RATE}])))",
+            f"p{int(q * 100)} {{{{{by}}}}}",
+        )
+        for q in (0.5, 0.95)
+    ]
+
+
+def build() -> dict[str, Any]:
+    panels = [
+        row("Jobs"),
+        panel(
+            "Jobs running",
+            [(f"sum(faceswap_orchestrator_jobs_running{{{NS}}})", "running")],
+            kind="stat",
+            width=6,
+            description="Jobs the orchestrator replicas are running now (the rest wait QUEUED).",
+        ),
+        panel(
+            "Jobs finished by state (per hour)",
+            [
+                (
+                    f"sum by (state) (increase(faceswap_orchestrator_jobs_finished_total{{{NS}}}[1h]))",
+                    "{{state}}",
+                )
+            ],
+            width=10,
+        ),
+        panel(
+            "Stage retries (transient failures)",
+            [
+                (
+                    f"sum by (stage) (rate(faceswap_orchestrator_stage_retries_total{{{NS}}}[{RATE}]))",
+                    "{{stage}}",
+                )
+            ],
+            unit="ops",
+            width=8,
+        ),
+        row("Throughput"),
+        panel(
+            "Frames/s per stage",
+            [
+                (f"sum(rate(faceswap_media_frames_decoded_total{{{NS}}}[{RATE}]))", "decode (media)"),
+                (f"sum(rate(faceswap_detector_frames_total{{{NS}}}[{RATE}]))", "detect (detector)"),
+                (f"sum(rate(faceswap_converter_frames_total{{{NS}}}[{RATE}]))", "convert (converter)"),
+                (f"sum(rate(faceswap_media_frames_encoded_total{{{NS}}}[{RATE}]))", "encode (media)"),
+            ],
+            unit="fps",
+        ),
+        panel(
+            "Stage call duration",
+            quantiles("faceswap_stage_seconds", "stage"),
+            unit="s",
+            description="faceswap_stage_seconds: seconds per pipeline stage call.",
+        ),
+        row("Training"),
+        panel(
+            "Training loss",
+            [(f"faceswap_trainer_loss{{{NS}}}", "{{identity}} {{pod}}")],
+            description="Latest loss per identity (A, B) of each trainer or training Job.",
+        ),
+        panel(
+            "Training samples/s",
+            [
+                (f"sum by (pod) (faceswap_trainer_samples_per_second{{{NS}}})", "{{pod}}"),
+                (f"sum(rate(faceswap_trainer_steps_total{{{NS}}}[{RATE}]))", "steps/s (all)"),
+            ],
+        ),
+        row("RPC"),
+        panel(
+            "RPC rate per service",
+            [(f"sum by (service) (rate(faceswap_rpc_requests_total{{{NS}}}[{RATE}]))", "{{service}}")],
+            unit="reqps",
+            width=8,
+        ),
+        panel(
+            "RPC errors per service and code",
+            [
+                (
+                    f'sum by (service, code) (rate(faceswap_rpc_requests_total{{{NS}, code!="OK"}}[{RATE}]))',
+                    "{{service}} {{code}}",
+                )
+            ],
+            unit="reqps",
+            width=8,
+        ),
+        panel(
+            "RPC latency per service",
+            quantiles("faceswap_rpc_latency_seconds", "service"),
+            unit="s",
+            width=8,
+            description="Streams count until their last message.",
+        ),
+        row("GPU (NVIDIA dcgm-exporter)"),
+        panel(
+            "GPU memory used",
+            [("sum by (Hostname, gpu) (DCGM_FI_DEV_FB_USED)", "{{Hostname}} GPU {{gpu}}")],
+            unit="decmbytes",
+            description="Needs dcgm-exporter (NVIDIA GPU Operator); empty without it.",
+        ),
+        panel(
+            "GPU utilisation",
+            [("avg by (Hostname, gpu) (DCGM_FI_DEV_GPU_UTIL)", "{{Hostname}} GPU {{gpu}}")],
+            unit="percent",
+            description="Needs dcgm-exporter (NVIDIA GPU Operator); empty without it.",
+        ),
+    ]
+    # Lay panels out left to right, wrapping at 24 columns.
+    x = y = height = 0
+    for i, p in enumerate(panels, start=1):
+        p["id"] = i
+        w, h = p["gridPos"]["w"], p["gridPos"]["h"]
+        if p["type"] == "row" or x + w > 24:
+            x, y = 0, y + height
+            height = 0
+        p["gridPos"].update({"x": x, "y": y})
+        x, height = x + w, max(height, h)
+        if p["type"] == "row":
+            x, y, height = 0, y + h, 0
+    return {
+        "uid": "faceswap-overview",
+        "title": "Faceswap",
+        "tags": ["faceswap"],
+        "timezone": "browser",
+        "schemaVersion": 39,
+        "version": 1,
+        "editable": True,
+        "refresh": "30s",
+        "time": {"from": "now-6h", "to": "now"},
+        "templating": {
+            "list": [
+                {
+                    "name": "datasource",
+                    "label": "Prometheus",
+                    "type": "datasource",
+                    "query": "prometheus",
+                    "current": {},
+                    "hide": 0,
+                },
+                {
+                    "name": "namespace",
+                    "label": "Namespace",
+                    "type": "query",
+                    "datasource": {"type": "prometheus", "uid": "${datasource}"},
+                    "query": {"query": "label_values(faceswap_rpc_requests_total, namespace)", "refId": "ns"},
+                    "definition": "label_values(faceswap_rpc_requests_total, namespace)",
+                    "includeAll": True,
+                    "multi": True,
+                    "allValue": ".*",
+                    "current": {},
+                    "refresh": 2,
+                    "hide": 0,
+                },
+            ]
+        },
+        "annotations": {"list": []},
+        "panels": panels,
+    }
+
+
+def render() -> str:
+    return json.dumps(build(), indent=2) + "\n"
+
+
+if __name__ == "__main__":
+    OUT.write_text(render())
+    print(f"wrote {OUT}")
