@@ -44,7 +44,8 @@ def reinhard(swapped: np.ndarray, target: np.ndarray, region: np.ndarray) -> np.
 
 
 def histogram(swapped: np.ndarray, target: np.ndarray, region: np.ndarray) -> np.ndarray:
-    """Per-channel histogram matching: map the swapped face's CDF onto the frame face's CDF."""
+    """Per-channel histogram matching: map the swapped face's CDF onto the frame face's CDF
+    (slope-limited, then re-centred on the frame face's mean)."""
     src = np.clip(np.rint(swapped), 0, 255).astype(np.uint8)
     out = np.empty(swapped.shape, np.float32)
     levels = np.arange(256, dtype=np.float64)
@@ -53,8 +54,12 @@ def histogram(swapped: np.ndarray, target: np.ndarray, region: np.ndarray) -> np
         d_hist = np.bincount(target[..., c][region], minlength=256).astype(np.float64)
         s_cdf = np.cumsum(s_hist) / max(s_hist.sum(), 1.0)
         d_cdf = np.cumsum(d_hist) / max(d_hist.sum(), 1.0)
-        lut = np.interp(s_cdf, d_cdf, levels).astype(np.float32)
-        out[..., c] = lut[src[..., c]]
+        lut = np.interp(s_cdf, d_cdf, levels)
+        # Limit the mapping's slope (as reinhard bounds its gain): a narrow source histogram,
+        # e.g. a smooth generated face, must not be stretched into banding and noise.
+        lut = lut[0] + np.concatenate([[0.0], np.cumsum(np.clip(np.diff(lut), 0.0, 4.0))])
+        lut += target[..., c][region].mean() - lut[src[..., c][region]].mean()
+        out[..., c] = np.clip(lut, 0, 255).astype(np.float32)[src[..., c]]
     return out
 
 

@@ -70,20 +70,28 @@ def face_roi(matrix: np.ndarray, size: int, width: int, height: int, margin: int
     return x0, y0, x1, y1
 
 
+@dataclass
+class Pasted:
+    """Where a face went: its ROI box in the frame and the alpha mask used there."""
+
+    box: tuple[int, int, int, int]
+    alpha: np.ndarray
+
+
 def paste_face(
     frame: np.ndarray,
     plan: FacePlan,
     face: np.ndarray,
     predicted: np.ndarray | None,
     options: ConvertOptions,
-) -> bool:
+) -> Pasted | None:
     """Warps the swapped face (float32 BGR 0..255, size x size) back into ``frame`` in place:
-    mask, colour-correct, blend. Returns False when the face lies outside the frame."""
+    mask, colour-correct, blend. None when the face lies outside the frame (nothing changed)."""
     size = face.shape[0]
     h, w = frame.shape[:2]
     x0, y0, x1, y1 = face_roi(plan.matrix, size, w, h)
     if x1 - x0 < 2 or y1 - y0 < 2:
-        return False
+        return None
     roi = frame[y0:y1, x0:x1]
     shape = (y1 - y0, x1 - x0)
     # The same transform expressed in ROI coordinates.
@@ -114,10 +122,10 @@ def paste_face(
         valid=valid,
     )
     if not alpha.any():
-        return False
+        return None
     region = alpha >= 0.5
     if not region.any():
         region = alpha > 0
     corrected = correct(options.color, swapped, roi, region)
     frame[y0:y1, x0:x1] = blend(options.blend, corrected, roi, alpha)
-    return True
+    return Pasted((x0, y0, x1, y1), alpha)

@@ -20,10 +20,10 @@ class ConvertOptions:
 
     mask: str = "hull"
     # Pixels (at the aligned face size) the mask is eroded by, so the seam sits inside the face.
-    mask_erode: int = 3
+    mask_erode: int = 4
     # Feather width (at the aligned face size): Gaussian blur of the mask edge.
-    mask_blur: int = 5
-    color: str = "reinhard"
+    mask_blur: int = 4
+    color: str = "mean"
     blend: str = "seamless"
     smooth: str = "savgol"
     direction: str = "a_to_b"

@@ -203,7 +203,11 @@ class StoreSink:
 
     def encode(self, task: FrameTask, image: np.ndarray | None) -> bytes | None:
         if image is None:
-            return task.raw
+            if task.raw is not None:
+                return task.raw  # untouched: the input's bytes, not a re-encode
+            image = task.image
+            if image is None:
+                return None
         ext = PurePosixPath(task.name).suffix.lower() or ".png"
         params = PNG_PARAMS if ext == ".png" else JPEG_PARAMS if ext in (".jpg", ".jpeg") else []
         ok, buf = cv2.imencode(ext, image, params)
@@ -317,7 +321,11 @@ def convert_frames(
             field="range",
         )
     a_store = alignments_store or store
-    alignments = Alignments.loads(a_store.get_bytes(alignments_key))
+    try:
+        raw_alignments = a_store.get_bytes(alignments_key)
+    except NotFound:
+        raise NotFound(f"alignments {alignments_key!r} not found: run the detector first") from None
+    alignments = Alignments.loads(raw_alignments)
     match_alignments(alignments, selected)
     model, config = load_model(model_store or store, model_prefix, options, device)
     plan = build_plan(alignments, options, int(config["size"]), float(config["coverage"]), fps=fps)

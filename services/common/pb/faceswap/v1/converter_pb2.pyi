@@ -44,13 +44,26 @@ class ConvertFramesRequest(_message.Message):
     def __init__(self, frames_prefix: _Optional[str] = ..., alignments: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., model_prefix: _Optional[str] = ..., output_prefix: _Optional[str] = ..., range: _Optional[_Union[_common_pb2.FrameRange, _Mapping]] = ..., options: _Optional[_Union[ConvertOptions, _Mapping]] = ...) -> None: ...
 
 class ConvertFramesResponse(_message.Message):
-    __slots__ = ("frames_total", "frames_converted", "faces_swapped", "frame_errors")
+    __slots__ = ("frames_total", "frames_converted", "faces_swapped", "frame_errors", "frames_per_second", "stage_seconds", "wall_seconds")
+    class StageSecondsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     FRAMES_TOTAL_FIELD_NUMBER: _ClassVar[int]
     FRAMES_CONVERTED_FIELD_NUMBER: _ClassVar[int]
     FACES_SWAPPED_FIELD_NUMBER: _ClassVar[int]
     FRAME_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    STAGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    WALL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     frames_total: int
     frames_converted: int
     faces_swapped: int
     frame_errors: _containers.RepeatedCompositeFieldContainer[_common_pb2.ErrorStatus]
-    def __init__(self, frames_total: _Optional[int] = ..., frames_converted: _Optional[int] = ..., faces_swapped: _Optional[int] = ..., frame_errors: _Optional[_Iterable[_Union[_common_pb2.ErrorStatus, _Mapping]]] = ...) -> None: ...
+    frames_per_second: float
+    stage_seconds: _containers.ScalarMap[str, float]
+    wall_seconds: float
+    def __init__(self, frames_total: _Optional[int] = ..., frames_converted: _Optional[int] = ..., faces_swapped: _Optional[int] = ..., frame_errors: _Optional[_Iterable[_Union[_common_pb2.ErrorStatus, _Mapping]]] = ..., frames_per_second: _Optional[float] = ..., stage_seconds: _Optional[_Mapping[str, float]] = ..., wall_seconds: _Optional[float] = ...) -> None: ...

@@ -1,0 +1,169 @@
+"""`faceswap convert`: swap faces in a frames folder or a video, into a folder or a video."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from services.common.errors import InvalidArgument, NotFound
+from services.common.storage import LocalStore
+from services.converter.options import BLENDS, COLORS, DIRECTIONS, MASKS, SMOOTHERS, ConvertOptions
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    defaults = ConvertOptions()
+    p = sub.add_parser(
+        "convert",
+        help="swap faces in frames or a video with a trained model",
+        description="Swap A's face for B's in a frames folder or a video. With a video input and no "
+        "--alignments the detector runs first; with a video output (.mp4/.mkv/...) the source's audio "
+        "is copied in.",
+    )
+    p.add_argument("-i", "--input", required=True, help="frames folder or video file")
+    p.add_argument("-o", "--output", required=True, help="output folder or video file (.mp4, .mkv, ...)")
+    p.add_argument("-m", "--model", required=True, help="model folder (checkpoint.pt) or a .pt file")
+    p.add_argument("--alignments", help="alignments.json (default: INPUT/alignments.json for folders)")
+    p.add_argument("--mask", choices=list(MASKS), default=defaults.mask)
+    p.add_argument("--mask-erode", type=int, default=defaults.mask_erode, help="pixels at face size")
+    p.add_argument("--mask-blur", type=int, default=defaults.mask_blur, help="pixels at face size")
+    p.add_argument("--color", choices=list(COLORS), default=defaults.color)
+    p.add_argument("--blend", choices=list(BLENDS), default=defaults.blend)
+    p.add_argument("--smooth", choices=list(SMOOTHERS), default=defaults.smooth)
+    p.add_argument("--direction", choices=list(DIRECTIONS), default=defaults.direction)
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--start", type=int, default=0, help="first frame index")
+    p.add_argument("--end", type=int, default=None, help="frame index to stop before")
+    p.add_argument("--fps", default=None, help="output frame rate for frames -> video (default: index.json)")
+    p.add_argument("--audio-from", default=None, help="audio source for frames -> video")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=run)
+
+
+def _options(args: argparse.Namespace) -> ConvertOptions:
+    return ConvertOptions(
+        mask=args.mask,
+        mask_erode=args.mask_erode,
+        mask_blur=args.mask_blur,
+        color=args.color,
+        blend=args.blend,
+        smooth=args.smooth,
+        direction=args.direction,
+        batch_size=args.batch_size,
+    ).validate()
+
+
+def _file_store(path: Path) -> tuple[LocalStore, str]:
+    """A single file as (folder store, key)."""
+    return LocalStore(path.parent, ""), path.name
+
+
+def _model_store(model: Path) -> tuple[LocalStore, str]:
+    if model.is_file():
+        return _file_store(model)
+    if not model.is_dir():
+        raise NotFound(f"model {str(model)!r} not found")
+    return LocalStore(model, ""), ""
+
+
+class _Progress:
+    def __init__(self, desc: str, total: int | None) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc=desc, unit="frame", file=sys.stderr, dynamic_ncols=True)
+
+    def __call__(self, done: int, total: int | None = None) -> None:
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    from services.converter.swap import convert_frames, load_model
+    from services.converter.video import convert_video, detect_video, is_video_path
+    from services.detector.alignments import Alignments
+
+    options = _options(args)
+    source, output, model_path = Path(args.input), Path(args.output), Path(args.model)
+    model_store, model_prefix = _model_store(model_path)
+    if not source.exists():
+        raise NotFound(f"input {str(source)!r} not found")
+    if output.resolve() == source.resolve():
+        raise InvalidArgument("output must differ from the input", field="output")
+    video_out = is_video_path(output)
+
+    if source.is_file():  # a video
+        model, config = load_model(model_store, model_prefix, options, args.device)
+        if args.alignments:
+            store, key = _file_store(Path(args.alignments))
+            alignments = Alignments.loads(store.get_bytes(key))
+        else:
+            bar = _Progress("detect", None)
+            alignments = detect_video(source, args.start, args.end, lambda n: bar(n))
+            bar.close()
+        out_store = None if video_out else LocalStore(output, "")
+        bar = _Progress("convert", None)
+        summary = convert_video(
+            source, output, model, config, alignments, options, args.start, args.end, bar, out_store
+        )
+        bar.close()
+    else:  # a frames folder
+        frames_store = LocalStore(source, "")
+        align_path = Path(args.alignments) if args.alignments else source / "alignments.json"
+        if not align_path.is_file():
+            raise NotFound(
+                f"alignments {str(align_path)!r} not found: run `faceswap extract -i {source}` first "
+                "or pass --alignments"
+            )
+        a_store, a_key = _file_store(align_path)
+        tmp = Path(tempfile.mkdtemp(prefix="faceswap-convert-")) if video_out else None
+        try:
+            out_dir = tmp if tmp is not None else output
+            bar = _Progress("convert", None)
+            summary = convert_frames(
+                frames_store,
+                "",
+                a_key,
+                model_prefix,
+                "",
+                options,
+                start=args.start,
+                end=args.end,
+                on_progress=lambda done, total: (setattr(bar.bar, "total", total), bar(done)),
+                output_store=LocalStore(out_dir, ""),
+                model_store=model_store,
+                alignments_store=a_store,
+                device=args.device,
+            )
+            bar.close()
+            if tmp is not None:
+                from services.media.core import encode_frames_file
+
+                if (source / "index.json").is_file():
+                    shutil.copy(source / "index.json", tmp / "index.json")
+                encode_frames_file(LocalStore(tmp, ""), "", output, audio_from=args.audio_from, fps=args.fps)
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+    return _report(summary, output, args.json)
+
+
+def _report(summary, output: Path, as_json: bool) -> int:  # type: ignore[no-untyped-def]
+    import json
+
+    if as_json:
+        print(json.dumps(summary.to_dict(), indent=1))
+    else:
+        print(
+            f"{summary.frames_total} frames -> {output} ({summary.frames_converted} with a swapped face, "
+            f"{summary.faces_swapped} faces, {summary.frames_per_second:.1f} frames/s)"
+        )
+        for err in summary.frame_errors[:10]:
+            print(f"  frame {err.index} ({err.name}): {err.code.name}: {err.message}", file=sys.stderr)
+        if len(summary.frame_errors) > 10:
+            print(f"  ... and {len(summary.frame_errors) - 10} more frame errors", file=sys.stderr)
+    return 0
