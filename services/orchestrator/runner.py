@@ -334,12 +334,15 @@ class JobRunner:
             try:
                 status = self._training_status(ctx, keys.model)
                 if status is None or (
-                    status.state in (trainer_pb2.TRAINING_STATE_STOPPED, trainer_pb2.TRAINING_STATE_UNSPECIFIED)
+                    status.state
+                    in (trainer_pb2.TRAINING_STATE_STOPPED, trainer_pb2.TRAINING_STATE_UNSPECIFIED)
                     and not _budget_spent(status)
                 ):
                     # Not running on the trainer (new, the trainer restarted, or it drained on SIGTERM):
                     # start; it resumes from the checkpoint under the model prefix when there is one.
-                    status = trainer.StartTraining(request, timeout=SHORT_TIMEOUT, metadata=call_metadata()).status
+                    status = trainer.StartTraining(
+                        request, timeout=SHORT_TIMEOUT, metadata=call_metadata()
+                    ).status
                     note = status.message or f"training from step {status.step}"
                     ctx.progress(stage, status.step, status.total_steps, message=note)
                 if status.state in (trainer_pb2.TRAINING_STATE_RUNNING, trainer_pb2.TRAINING_STATE_STOPPING):
@@ -417,15 +420,17 @@ class JobRunner:
         watcher = threading.Thread(target=on_cancel, daemon=True, name=f"cancel-{ctx.job_id[:8]}")
         watcher.start()
         last: trainer_pb2.TrainingStatus | None = None
+        said, shown_preview = "", ""
         try:
             for resp in call:
                 last = resp.status
+                # The trainer's own notes ("resuming from step 40", "time budget spent") become events.
+                note = last.message if last.message and last.message != said else None
+                said = last.message or said
+                preview = last.preview.key if last.preview.key and last.preview.key != shown_preview else None
+                shown_preview = last.preview.key or shown_preview
                 ctx.progress(
-                    "train",
-                    last.step,
-                    last.total_steps,
-                    eta=last.eta_seconds,
-                    preview=last.preview.key or None,
+                    "train", last.step, last.total_steps, eta=last.eta_seconds, message=note, preview=preview
                 )
                 if last.state in (
                     trainer_pb2.TRAINING_STATE_SUCCEEDED,

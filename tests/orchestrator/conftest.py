@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 PG_USERS = ("root", "postgres")
 PG_BASE = "postgresql://{user}@127.0.0.1:5432/test"
 
@@ -65,3 +67,31 @@ def job_store(db_url: str):
     store = open_job_store(db_url)
     yield store
     store.close()
+
+
+def _ffmpeg() -> str:
+    from services.media.core import find_ffmpeg
+
+    return find_ffmpeg()
+
+
+def _cut(src: Path, dst: Path, start: float, seconds: float, scale: str) -> Path:
+    subprocess.run(
+        [
+            *(_ffmpeg(), "-v", "error", "-y", "-ss", str(start), "-i", str(src), "-t", str(seconds)),
+            *("-vf", f"scale={scale}", "-c:v", "libx264", "-preset", "veryfast", "-crf", "18"),
+            *("-c:a", "aac", "-b:a", "96k", str(dst)),
+        ],
+        check=True,
+    )
+    return dst
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """1.2 s of A at 640x360 (with audio) and 1.5 s of B at 256x256, cut from the bundled clips."""
+    d = tmp_path_factory.mktemp("clips")
+    return {
+        "a": _cut(SAMPLES / "liveportrait_s18.mp4", d / "a.mp4", 1.0, 1.2, "640:360"),
+        "b": _cut(SAMPLES / "liveportrait_d10.mp4", d / "b.mp4", 2.0, 1.5, "256:256"),
+    }
