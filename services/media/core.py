@@ -29,7 +29,6 @@ from services.media.frames import (
     VideoWriter,
     probe_audio_source,
     read_frames,
-    selected_indices,
     validate_range,
 )
 from services.media.probe import VideoInfo, parse_rate, probe
@@ -346,6 +345,3 @@ def encode_frames_file(
             for _, future in ahead:
                 future.cancel()
     return writer.frames_written, probe(output_path, label=os.path.basename(str(output_path)))
-
-
-_ = selected_indices  # re-exported for consumers that plan frame ranges

@@ -87,6 +87,7 @@ def test_lossless_round_trip_equals_originals(
     extract_frames(local_store, "in/clip.mp4", "f", end=8)
     encode_video(local_store, "f", "out.mkv", codec="libx264rgb", crf=0, pix_fmt="bgr24", preset="ultrafast")
     originals = [cv2.imread(str(local_store.local_path(k))) for _, k in list_frame_keys(local_store, "f")]
+    assert probe(local_store.local_path("out.mkv")).fps == 30  # rate taken from the frames' index.json
     again = [frame for _, frame in read_frames(local_store.local_path("out.mkv"))]
     assert len(again) == len(originals) == 8
     for a, b in zip(originals, again, strict=True):
@@ -208,3 +209,16 @@ def test_memory_is_bounded_by_a_few_frames(media_dir: Path, run_ffmpeg: Callable
         tracemalloc.stop()
     assert count == 300
     assert peak < 4 * frame_bytes  # 300 frames streamed, never more than a few held
+
+
+def test_audio_the_container_cannot_take_is_reencoded(
+    media_dir: Path, run_ffmpeg: Callable[..., None], tmp_path: Path
+) -> None:
+    wav = media_dir / "tone.wav"
+    run_ffmpeg("-f", "lavfi", "-i", "sine=frequency=300:duration=1", str(wav))
+    out = tmp_path / "v.mp4"
+    with VideoWriter(out, 25, 64, 48, preset="ultrafast", audio_from=wav) as w:
+        for _ in range(25):
+            w.write(np.zeros((48, 64, 3), np.uint8))
+    info = probe(out)
+    assert info.audio_codec == "aac" and info.audio_duration == pytest.approx(1.0, abs=0.05)
