@@ -96,14 +96,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _progress_logger(stage: str, every: float = 10.0) -> Callable[[Any], None]:
+def _progress_logger(stage: str, every: float = 10.0) -> Callable[..., None]:
+    """A throttled progress log; takes train's TrainProgress or convert's (done, total)."""
     last = [0.0]
 
-    def on_progress(progress: Any) -> None:
+    def on_progress(*progress: Any) -> None:
         now = time.monotonic()
         if now - last[0] >= every:
             last[0] = now
-            log.info("progress", extra={"stage": stage, "progress": _plain(progress)})
+            value = _plain(progress[0]) if len(progress) == 1 else list(progress)
+            log.info("progress", extra={"stage": stage, "progress": value})
 
     return on_progress
 

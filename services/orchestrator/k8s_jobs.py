@@ -14,11 +14,14 @@ not code. Builders are pure functions returning ``V1Job`` models; only ``submit_
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
 import os
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ from kubernetes import client as k8s
 
 from services.common.errors import InvalidArgument, NotFound
 
+RUNNER_ENV = "FACESWAP_RUNNER"
 CONFIG_ENV = "FACESWAP_K8S_JOB_CONFIG"
 NAMESPACE_ENV = "FACESWAP_K8S_NAMESPACE"
 SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
@@ -129,6 +133,11 @@ class JobSettings:
             parallelism=int(convert.get("parallelism", 4)),
             backoff_limit_per_index=int(convert.get("backoffLimitPerIndex", 2)),
         )
+
+
+def kubernetes_runner_enabled() -> bool:
+    """True when the chart set FACESWAP_RUNNER=kubernetes (training/conversion run as Jobs)."""
+    return os.environ.get(RUNNER_ENV, "").lower() == "kubernetes"
 
 
 def load_job_settings(path: str | Path | None = None) -> JobSettings:
@@ -504,3 +513,37 @@ def job_logs(name: str, namespace: str | None = None, tail_lines: int = 50) -> d
         pod.metadata.name: core.read_namespaced_pod_log(pod.metadata.name, ns, tail_lines=tail_lines)
         for pod in pods.items
     }
+
+
+TERMINAL_STATES = frozenset({"succeeded", "failed"})
+
+
+def wait_for_job(
+    name: str,
+    namespace: str | None = None,
+    on_progress: Callable[[JobStatus], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+    poll_seconds: float = 5.0,
+    timeout: float | None = None,
+    status: Callable[[str, str | None], JobStatus] = job_status,
+) -> JobStatus:
+    """Polls a Job until it succeeds or fails; deletes it when `cancelled()` turns true.
+
+    Progress for an Indexed Job is `succeeded` of `completions` chunks. Returns the last status
+    (state "cancelled" when it was cancelled, "timeout" when `timeout` seconds passed).
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    last: JobStatus | None = None
+    while True:
+        current = status(name, namespace)
+        if on_progress and current != last:
+            on_progress(current)
+        last = current
+        if current.state in TERMINAL_STATES:
+            return current
+        if cancelled and cancelled():
+            delete_job(name, namespace)
+            return dataclasses.replace(current, state="cancelled")
+        if deadline is not None and time.monotonic() >= deadline:
+            return dataclasses.replace(current, state="timeout")
+        time.sleep(poll_seconds)

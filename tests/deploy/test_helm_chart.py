@@ -91,11 +91,7 @@ def test_default_profile_bundles_minio_and_postgresql() -> None:
         assert dep["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
     migrate = next(o for o in objects if o["kind"] == "Job")
     assert migrate["metadata"]["annotations"]["helm.sh/hook"] == "post-install,pre-upgrade"
-    assert migrate["spec"]["template"]["spec"]["containers"][0]["command"] == [
-        "python",
-        "-m",
-        "services.orchestrator.migrate",
-    ]
+    assert migrate["spec"]["template"]["spec"]["containers"][0]["command"] == ["faceswap", "jobs", "migrate"]
     dashboard = by_kind(objects, "ConfigMap")["demo-faceswap-dashboard"]
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(dashboard["data"]["faceswap.json"])["panels"]
@@ -176,6 +172,13 @@ def test_notes_explain_how_to_submit_a_job() -> None:
     notes = render()["faceswap/templates/NOTES.txt"]
     assert "port-forward svc/demo-faceswap-orchestrator 50050:50050" in notes
     assert "faceswap swap" in notes and "FACESWAP_JOBS_ADDR=127.0.0.1:50050" in notes
+    # The commands in the notes are ones the CLI really has.
+    from services.cli import build_parser
+
+    parser = build_parser()
+    parser.parse_args(["swap", "a.mp4", "--faces-b", "b.mp4", "-o", "out.mp4", "--remote"])
+    parser.parse_args(["jobs", "list"])
+    parser.parse_args(["jobs", "migrate"])
 
 
 def test_helm_lint_passes() -> None:

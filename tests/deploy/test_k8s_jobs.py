@@ -159,3 +159,23 @@ def test_worker_exits_2_on_bad_input(monkeypatch: pytest.MonkeyPatch, capsys: py
     assert main([*args, "--total-frames", "10", "--chunk-size", "5"]) == 2
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["error"] == "InvalidArgument"
     assert main([*args, "--total-frames", "10", "--chunk-size", "5", "--index", "7"]) == 2
+
+
+def test_wait_for_job_follows_progress_to_the_end() -> None:
+    states = iter(
+        [
+            k8s_jobs.JobStatus("j", "queued", 4, 0, 0, 0),
+            k8s_jobs.JobStatus("j", "running", 4, 1, 0, 3, completed_indexes="0"),
+            k8s_jobs.JobStatus("j", "running", 4, 1, 0, 3, completed_indexes="0"),
+            k8s_jobs.JobStatus("j", "succeeded", 4, 4, 0, 0, completed_indexes="0-3"),
+        ]
+    )
+    seen: list[str] = []
+    final = k8s_jobs.wait_for_job(
+        "j", "ns", on_progress=lambda s: seen.append(s.state), poll_seconds=0, status=lambda *_: next(states)
+    )
+    assert final.state == "succeeded" and final.succeeded == 4
+    assert seen == ["queued", "running", "succeeded"]  # unchanged polls are not reported twice
+    running = k8s_jobs.JobStatus("j", "running", 4, 0, 0, 4)
+    timed_out = k8s_jobs.wait_for_job("j", "ns", poll_seconds=0, timeout=0, status=lambda *_: running)
+    assert timed_out.state == "timeout"
