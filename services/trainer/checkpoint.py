@@ -201,23 +201,34 @@ def load_latest(store: ObjectStore, model_prefix: str) -> Checkpoint:
         raise FailedPrecondition(f"{exc.message}{hint}") from exc
 
 
+BUILTIN_DIR = Path(__file__).resolve().parent / "warmstart"
+BUILTIN_SCHEME = "builtin:"
+
+
+def builtin_path(name: str) -> Path:
+    """A warm start bundled with the code: ``builtin:demo`` = services/trainer/warmstart/demo.pt."""
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise InvalidArgument(f"bad builtin checkpoint name {name!r}", field="warm_start")
+    return BUILTIN_DIR / f"{name}.pt"
+
+
 def resolve_checkpoint_ref(store: ObjectStore, ref: str) -> Checkpoint:
-    """A checkpoint named by an object key, a model prefix holding checkpoint.pt, or a local file."""
+    """A checkpoint named by an object key, a model prefix holding checkpoint.pt, or builtin:NAME."""
     if not ref:
         raise InvalidArgument("checkpoint reference is empty", field="warm_start")
-    if store.exists(ref):
-        return read_checkpoint(store, ref)
-    if Path(ref).is_file():
-        return read_checkpoint_file(ref)
-    if Path(ref).is_dir() and (Path(ref) / CHECKPOINT).is_file():
-        return read_checkpoint_file(Path(ref) / CHECKPOINT)
+    if ref.startswith(BUILTIN_SCHEME):
+        path = builtin_path(ref[len(BUILTIN_SCHEME) :])
+        if not path.is_file():
+            raise NotFound(f"no bundled checkpoint {ref!r} (expected {path})")
+        return read_checkpoint_file(path, source=f"checkpoint {ref!r}")
     try:
-        prefixed = checkpoint_key(ref)
-    except InvalidArgument:
-        prefixed = ""
-    if prefixed and store.exists(prefixed):
-        return read_checkpoint(store, prefixed)
-    raise NotFound(f"checkpoint {ref!r} not found (neither an object, a model prefix nor a file)")
+        candidates = [ref] if ref.endswith(".pt") else [checkpoint_key(ref), ref]
+        for key in candidates:
+            if store.exists(key):
+                return read_checkpoint(store, key)
+    except InvalidArgument as exc:
+        raise InvalidArgument(exc.message, field="warm_start") from exc
+    raise NotFound(f"checkpoint {ref!r} not found (neither a checkpoint object nor a model prefix)")
 
 
 def model_from_checkpoint(ckpt: Checkpoint, device: str | torch.device = "cpu") -> FaceSwapModel:

@@ -25,35 +25,35 @@ _sym_db = _symbol_database.Default()
 from services.common.pb.faceswap.v1 import common_pb2 as faceswap_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x66\x61\x63\x65swap/v1/trainer.proto\x12\x0b\x66\x61\x63\x65swap.v1\x1a\x18\x66\x61\x63\x65swap/v1/common.proto\"\xeb\x01\n\x0cTrainOptions\x12\x0e\n\x06preset\x18\x01 \x01(\t\x12\r\n\x05steps\x18\x02 \x01(\x03\x12\x12\n\nbatch_size\x18\x03 \x01(\x05\x12\x15\n\rlearning_rate\x18\x04 \x01(\x01\x12\x0c\n\x04loss\x18\x05 \x01(\t\x12\x12\n\nsave_every\x18\x06 \x01(\x03\x12\x0c\n\x04seed\x18\x07 \x01(\x03\x12\x13\n\x0bmax_seconds\x18\x08 \x01(\x01\x12*\n\nwarm_start\x18\t \x01(\x0b\x32\x16.faceswap.v1.ObjectRef\x12 \n\x18\x61llow_foreign_warm_start\x18\n \x01(\x08\"\xc3\x02\n\x0eTrainingStatus\x12\x14\n\x0cmodel_prefix\x18\x01 \x01(\t\x12)\n\x05state\x18\x02 \x01(\x0e\x32\x1a.faceswap.v1.TrainingState\x12\x0c\n\x04step\x18\x03 \x01(\x03\x12\x13\n\x0btotal_steps\x18\x04 \x01(\x03\x12\x0e\n\x06loss_a\x18\x05 \x01(\x01\x12\x0e\n\x06loss_b\x18\x06 \x01(\x01\x12\x1a\n\x12samples_per_second\x18\x07 \x01(\x01\x12\x13\n\x0b\x65ta_seconds\x18\x08 \x01(\x01\x12*\n\ncheckpoint\x18\t \x01(\x0b\x32\x16.faceswap.v1.ObjectRef\x12\'\n\x07preview\x18\n \x01(\x0b\x32\x16.faceswap.v1.ObjectRef\x12\'\n\x05\x65rror\x18\x0b \x01(\x0b\x32\x18.faceswap.v1.ErrorStatus\"\x88\x01\n\x14StartTrainingRequest\x12\x16\n\x0e\x66\x61\x63\x65s_a_prefix\x18\x01 \x01(\t\x12\x16\n\x0e\x66\x61\x63\x65s_b_prefix\x18\x02 \x01(\t\x12\x14\n\x0cmodel_prefix\x18\x03 \x01(\t\x12*\n\x07options\x18\x04 \x01(\x0b\x32\x19.faceswap.v1.TrainOptions\"D\n\x15StartTrainingResponse\x12+\n\x06status\x18\x01 \x01(\x0b\x32\x1b.faceswap.v1.TrainingStatus\"*\n\x12GetTrainingRequest\x12\x14\n\x0cmodel_prefix\x18\x01 \x01(\t\"B\n\x13GetTrainingResponse\x12+\n\x06status\x18\x01 \x01(\x0b\x32\x1b.faceswap.v1.TrainingStatus\",\n\x14WatchTrainingRequest\x12\x14\n\x0cmodel_prefix\x18\x01 \x01(\t\"D\n\x15WatchTrainingResponse\x12+\n\x06status\x18\x01 \x01(\x0b\x32\x1b.faceswap.v1.TrainingStatus\"+\n\x13StopTrainingRequest\x12\x14\n\x0cmodel_prefix\x18\x01 \x01(\t\"C\n\x14StopTrainingResponse\x12+\n\x06status\x18\x01 \x01(\x0b\x32\x1b.faceswap.v1.TrainingStatus*\xbd\x01\n\rTrainingState\x12\x1e\n\x1aTRAINING_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16TRAINING_STATE_RUNNING\x10\x01\x12\x1b\n\x17TRAINING_STATE_STOPPING\x10\x02\x12\x1c\n\x18TRAINING_STATE_SUCCEEDED\x10\x03\x12\x1a\n\x16TRAINING_STATE_STOPPED\x10\x04\x12\x19\n\x15TRAINING_STATE_FAILED\x10\x05\x32\xe9\x02\n\x0eTrainerService\x12V\n\rStartTraining\x12!.faceswap.v1.StartTrainingRequest\x1a\".faceswap.v1.StartTrainingResponse\x12P\n\x0bGetTraining\x12\x1f.faceswap.v1.GetTrainingRequest\x1a .faceswap.v1.GetTrainingResponse\x12X\n\rWatchTraining\x12!.faceswap.v1.WatchTrainingRequest\x1a\".faceswap.v1.WatchTrainingResponse0\x01\x12S\n\x0cStopTraining\x12 .faceswap.v1.StopTrainingRequest\x1a!.faceswap.v1.StopTrainingResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x66\x61\x63\x65swap/v1/trainer.proto\x12\x0b\x66\x61\x63\x65swap.v1\x1a\x18\x66\x61\x63\x65swap/v1/common.proto\"\x9c\x02\n\x0cTrainOptions\x12\x0e\n\x06preset\x18\x01 \x01(\t\x12\r\n\x05steps\x18\x02 \x01(\x03\x12\x12\n\nbatch_size\x18\x03 \x01(\x05\x12\x15\n\rlearning_rate\x18\x04 \x01(\x01\x12\x0c\n\x04loss\x18\x05 \x01(\t\x12\x12\n\nsave_every\x18\x06 \x01(\x03\x12\x0c\n\x04seed\x18\x07 \x01(\x03\x12\x13\n\x0bmax_seconds\x18\x08 \x01(\x01\x12*\n\nwarm_start\x18\t \x01(\x0b\x32\x16.faceswap.v1.ObjectRef\x12 \n\x18\x61llow_foreign_warm_start\x18\n \x01(\x08\x12\x14\n\x0c\x66rom_scratch\x18\x0b \x01(\x08\x12\x0c\n\x04size\x18\x0c \x01(\x05\x12\x0b\n\x03\x61mp\x18\r \x01(\t\"\xaa\x03\n\x0eTrainingStatus\x12\x14\n\x0cmodel_prefix\x18\x01 \x01(\t\x12)\n\x05state\x18\x02 \x01(\x0e\x32\x1a.faceswap.v1.TrainingState\x12\x0c\n\x04step\x18\x03 \x01(\x03\x12\x13\n\x0btotal_steps\x18\x04 \x01(\x03\x12\x0e\n\x06loss_a\x18\x05 \x01(\x01\x12\x0e\n\x06loss_b\x18\x06 \x01(\x01\x12\x1a\n\x12samples_per_second\x18\x07 \x01(\x01\x12\x13\n\x0b\x65ta_seconds\x18\x08 \x01(\x01\x12*\n\ncheckpoint\x18\t \x01(\x0b\x32\x16.faceswap.v1.ObjectRef\x12\'\n\x07preview\x18\n \x01(\x0b\x32\x16.faceswap.v1.ObjectRef\x12\'\n\x05\x65rror\x18\x0b \x01(\x0b\x32\x18.faceswap.v1.ErrorStatus\x12\x0f\n\x07message\x18\x0c \x01(\t\x12\x12\n\nwarm_start\x18\r \x01(\t\x12\x17\n\x0f\x64\x61ta_wait_share\x18\x0e \x01(\x01\x12\x17\n\x0f\x65lapsed_seconds\x18\x0f \x01(\x01\x12\x0e\n\x06preset\x18\x10 \x01(\t\"\x88\x01\n\x14StartTrainingRequest\x12\x16\n\x0e\x66\x61\x63\x65s_a_prefix\x18\x01 \x01(\t\x12\x16\n\x0e\x66\x61\x63\x65s_b_prefix\x18\x02 \x01(\t\x12\x14\n\x0cmodel_prefix\x18\x03 \x01(\t\x12*\n\x07options\x18\x04 \x01(\x0b\x32\x19.faceswap.v1.TrainOptions\"D\n\x15StartTrainingResponse\x12+\n\x06status\x18\x01 \x01(\x0b\x32\x1b.faceswap.v1.TrainingStatus\"*\n\x12GetTrainingRequest\x12\x14\n\x0cmodel_prefix\x18\x01 \x01(\t\"B\n\x13GetTrainingResponse\x12+\n\x06status\x18\x01 \x01(\x0b\x32\x1b.faceswap.v1.TrainingStatus\",\n\x14WatchTrainingRequest\x12\x14\n\x0cmodel_prefix\x18\x01 \x01(\t\"D\n\x15WatchTrainingResponse\x12+\n\x06status\x18\x01 \x01(\x0b\x32\x1b.faceswap.v1.TrainingStatus\"+\n\x13StopTrainingRequest\x12\x14\n\x0cmodel_prefix\x18\x01 \x01(\t\"C\n\x14StopTrainingResponse\x12+\n\x06status\x18\x01 \x01(\x0b\x32\x1b.faceswap.v1.TrainingStatus*\xbd\x01\n\rTrainingState\x12\x1e\n\x1aTRAINING_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16TRAINING_STATE_RUNNING\x10\x01\x12\x1b\n\x17TRAINING_STATE_STOPPING\x10\x02\x12\x1c\n\x18TRAINING_STATE_SUCCEEDED\x10\x03\x12\x1a\n\x16TRAINING_STATE_STOPPED\x10\x04\x12\x19\n\x15TRAINING_STATE_FAILED\x10\x05\x32\xe9\x02\n\x0eTrainerService\x12V\n\rStartTraining\x12!.faceswap.v1.StartTrainingRequest\x1a\".faceswap.v1.StartTrainingResponse\x12P\n\x0bGetTraining\x12\x1f.faceswap.v1.GetTrainingRequest\x1a .faceswap.v1.GetTrainingResponse\x12X\n\rWatchTraining\x12!.faceswap.v1.WatchTrainingRequest\x1a\".faceswap.v1.WatchTrainingResponse0\x01\x12S\n\x0cStopTraining\x12 .faceswap.v1.StopTrainingRequest\x1a!.faceswap.v1.StopTrainingResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'faceswap.v1.trainer_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TRAININGSTATE']._serialized_start=1184
-  _globals['_TRAININGSTATE']._serialized_end=1373
+  _globals['_TRAININGSTATE']._serialized_start=1336
+  _globals['_TRAININGSTATE']._serialized_end=1525
   _globals['_TRAINOPTIONS']._serialized_start=69
-  _globals['_TRAINOPTIONS']._serialized_end=304
-  _globals['_TRAININGSTATUS']._serialized_start=307
-  _globals['_TRAININGSTATUS']._serialized_end=630
-  _globals['_STARTTRAININGREQUEST']._serialized_start=633
-  _globals['_STARTTRAININGREQUEST']._serialized_end=769
-  _globals['_STARTTRAININGRESPONSE']._serialized_start=771
-  _globals['_STARTTRAININGRESPONSE']._serialized_end=839
-  _globals['_GETTRAININGREQUEST']._serialized_start=841
-  _globals['_GETTRAININGREQUEST']._serialized_end=883
-  _globals['_GETTRAININGRESPONSE']._serialized_start=885
-  _globals['_GETTRAININGRESPONSE']._serialized_end=951
-  _globals['_WATCHTRAININGREQUEST']._serialized_start=953
-  _globals['_WATCHTRAININGREQUEST']._serialized_end=997
-  _globals['_WATCHTRAININGRESPONSE']._serialized_start=999
-  _globals['_WATCHTRAININGRESPONSE']._serialized_end=1067
-  _globals['_STOPTRAININGREQUEST']._serialized_start=1069
-  _globals['_STOPTRAININGREQUEST']._serialized_end=1112
-  _globals['_STOPTRAININGRESPONSE']._serialized_start=1114
-  _globals['_STOPTRAININGRESPONSE']._serialized_end=1181
-  _globals['_TRAINERSERVICE']._serialized_start=1376
-  _globals['_TRAINERSERVICE']._serialized_end=1737
+  _globals['_TRAINOPTIONS']._serialized_end=353
+  _globals['_TRAININGSTATUS']._serialized_start=356
+  _globals['_TRAININGSTATUS']._serialized_end=782
+  _globals['_STARTTRAININGREQUEST']._serialized_start=785
+  _globals['_STARTTRAININGREQUEST']._serialized_end=921
+  _globals['_STARTTRAININGRESPONSE']._serialized_start=923
+  _globals['_STARTTRAININGRESPONSE']._serialized_end=991
+  _globals['_GETTRAININGREQUEST']._serialized_start=993
+  _globals['_GETTRAININGREQUEST']._serialized_end=1035
+  _globals['_GETTRAININGRESPONSE']._serialized_start=1037
+  _globals['_GETTRAININGRESPONSE']._serialized_end=1103
+  _globals['_WATCHTRAININGREQUEST']._serialized_start=1105
+  _globals['_WATCHTRAININGREQUEST']._serialized_end=1149
+  _globals['_WATCHTRAININGRESPONSE']._serialized_start=1151
+  _globals['_WATCHTRAININGRESPONSE']._serialized_end=1219
+  _globals['_STOPTRAININGREQUEST']._serialized_start=1221
+  _globals['_STOPTRAININGREQUEST']._serialized_end=1264
+  _globals['_STOPTRAININGRESPONSE']._serialized_start=1266
+  _globals['_STOPTRAININGRESPONSE']._serialized_end=1333
+  _globals['_TRAINERSERVICE']._serialized_start=1528
+  _globals['_TRAINERSERVICE']._serialized_end=1889
 # @@protoc_insertion_point(module_scope)

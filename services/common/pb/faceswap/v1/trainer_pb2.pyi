@@ -23,7 +23,7 @@ TRAINING_STATE_STOPPED: TrainingState
 TRAINING_STATE_FAILED: TrainingState
 
 class TrainOptions(_message.Message):
-    __slots__ = ("preset", "steps", "batch_size", "learning_rate", "loss", "save_every", "seed", "max_seconds", "warm_start", "allow_foreign_warm_start")
+    __slots__ = ("preset", "steps", "batch_size", "learning_rate", "loss", "save_every", "seed", "max_seconds", "warm_start", "allow_foreign_warm_start", "from_scratch", "size", "amp")
     PRESET_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +34,9 @@ class TrainOptions(_message.Message):
     MAX_SECONDS_FIELD_NUMBER: _ClassVar[int]
     WARM_START_FIELD_NUMBER: _ClassVar[int]
     ALLOW_FOREIGN_WARM_START_FIELD_NUMBER: _ClassVar[int]
+    FROM_SCRATCH_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    AMP_FIELD_NUMBER: _ClassVar[int]
     preset: str
     steps: int
     batch_size: int
@@ -44,10 +47,13 @@ class TrainOptions(_message.Message):
     max_seconds: float
     warm_start: _common_pb2.ObjectRef
     allow_foreign_warm_start: bool
-    def __init__(self, preset: _Optional[str] = ..., steps: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., loss: _Optional[str] = ..., save_every: _Optional[int] = ..., seed: _Optional[int] = ..., max_seconds: _Optional[float] = ..., warm_start: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., allow_foreign_warm_start: _Optional[bool] = ...) -> None: ...
+    from_scratch: bool
+    size: int
+    amp: str
+    def __init__(self, preset: _Optional[str] = ..., steps: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., loss: _Optional[str] = ..., save_every: _Optional[int] = ..., seed: _Optional[int] = ..., max_seconds: _Optional[float] = ..., warm_start: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., allow_foreign_warm_start: _Optional[bool] = ..., from_scratch: _Optional[bool] = ..., size: _Optional[int] = ..., amp: _Optional[str] = ...) -> None: ...
 
 class TrainingStatus(_message.Message):
-    __slots__ = ("model_prefix", "state", "step", "total_steps", "loss_a", "loss_b", "samples_per_second", "eta_seconds", "checkpoint", "preview", "error")
+    __slots__ = ("model_prefix", "state", "step", "total_steps", "loss_a", "loss_b", "samples_per_second", "eta_seconds", "checkpoint", "preview", "error", "message", "warm_start", "data_wait_share", "elapsed_seconds", "preset")
     MODEL_PREFIX_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
@@ -59,6 +65,11 @@ class TrainingStatus(_message.Message):
     CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     PREVIEW_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    WARM_START_FIELD_NUMBER: _ClassVar[int]
+    DATA_WAIT_SHARE_FIELD_NUMBER: _ClassVar[int]
+    ELAPSED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PRESET_FIELD_NUMBER: _ClassVar[int]
     model_prefix: str
     state: TrainingState
     step: int
@@ -70,7 +81,12 @@ class TrainingStatus(_message.Message):
     checkpoint: _common_pb2.ObjectRef
     preview: _common_pb2.ObjectRef
     error: _common_pb2.ErrorStatus
-    def __init__(self, model_prefix: _Optional[str] = ..., state: _Optional[_Union[TrainingState, str]] = ..., step: _Optional[int] = ..., total_steps: _Optional[int] = ..., loss_a: _Optional[float] = ..., loss_b: _Optional[float] = ..., samples_per_second: _Optional[float] = ..., eta_seconds: _Optional[float] = ..., checkpoint: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., preview: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.ErrorStatus, _Mapping]] = ...) -> None: ...
+    message: str
+    warm_start: str
+    data_wait_share: float
+    elapsed_seconds: float
+    preset: str
+    def __init__(self, model_prefix: _Optional[str] = ..., state: _Optional[_Union[TrainingState, str]] = ..., step: _Optional[int] = ..., total_steps: _Optional[int] = ..., loss_a: _Optional[float] = ..., loss_b: _Optional[float] = ..., samples_per_second: _Optional[float] = ..., eta_seconds: _Optional[float] = ..., checkpoint: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., preview: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.ErrorStatus, _Mapping]] = ..., message: _Optional[str] = ..., warm_start: _Optional[str] = ..., data_wait_share: _Optional[float] = ..., elapsed_seconds: _Optional[float] = ..., preset: _Optional[str] = ...) -> None: ...
 
 class StartTrainingRequest(_message.Message):
     __slots__ = ("faces_a_prefix", "faces_b_prefix", "model_prefix", "options")
