@@ -32,7 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--faces-b", type=Path, required=True, help="folder of photos of B, or a video of B")
     p.add_argument("--ref", type=Path, action="append", default=[], help="photo of the person to replace")
     p.add_argument("-o", "--output", type=Path, required=True, help="output video (.mp4)")
-    p.add_argument("--report", type=Path, help="where to save the quality report (default OUTPUT.report.html)")
+    p.add_argument(
+        "--report", type=Path, help="where to save the quality report (default OUTPUT.report.html)"
+    )
     p.add_argument("--preset", default="", help="training preset (lite, original, demo, ...)")
     p.add_argument("--steps", type=int, default=0, help="training steps (0 = preset default)")
     p.add_argument("--batch-size", type=int, default=0)
@@ -89,7 +91,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     wanted = tuple(s.strip() for s in args.services.split(",") if s.strip())
     unknown = set(wanted) - set(SERVICES)
     if unknown:
-        raise InvalidArgument(f"unknown services {sorted(unknown)} (use {', '.join(SERVICES)})", field="--services")
+        raise InvalidArgument(
+            f"unknown services {sorted(unknown)} (use {', '.join(SERVICES)})", field="--services"
+        )
     settings = load_settings()
     group = ServiceGroup(
         services=wanted,
@@ -124,7 +128,9 @@ def _b_files(path: Path) -> list[Path]:
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
         if not files:
-            raise InvalidArgument(f"{path} holds no photos ({', '.join(sorted(IMAGE_EXTS))})", field="--faces-b")
+            raise InvalidArgument(
+                f"{path} holds no photos ({', '.join(sorted(IMAGE_EXTS))})", field="--faces-b"
+            )
         return files
     if path.is_file() and path.suffix.lower() in VIDEO_EXTS | IMAGE_EXTS:
         return [path]
@@ -193,7 +199,9 @@ class ProgressBars:
                 self.bar.set_postfix_str(f"eta {prog.eta_seconds:.0f}s", refresh=False)
             self.bar.refresh()
         if ev.message and ev.message != "snapshot" and not ev.message.endswith(" started"):
-            (self.bar.write if self.bar is not None else print)(f"  [{state_name(ev.state).lower()}] {ev.message}")
+            (self.bar.write if self.bar is not None else print)(
+                f"  [{state_name(ev.state).lower()}] {ev.message}"
+            )
 
     def close(self) -> None:
         if self.bar is not None:
@@ -246,7 +254,9 @@ def _print_job(job: jobs_pb2.Job, as_json: bool) -> None:
         print(json_format.MessageToJson(job, preserving_proto_field_name=True))
         return
     p = job.progress
-    line = f"{job.name}  {state_name(job.state):<10} {p.stage or '-':<13} {p.done}/{p.total}  {job.create_time}"
+    line = (
+        f"{job.name}  {state_name(job.state):<10} {p.stage or '-':<13} {p.done}/{p.total}  {job.create_time}"
+    )
     if job.error.message:
         line += f"  error at {job.error.where}: {job.error.message}"
     if job.output.key:
@@ -271,7 +281,11 @@ def cmd_jobs_list(args: argparse.Namespace) -> int:
     with _client(args) as client:
         jobs = list(client.list(state=state, page_size=args.limit).jobs)
     if args.json:
-        print(json.dumps([json_format.MessageToDict(j, preserving_proto_field_name=True) for j in jobs], indent=1))
+        print(
+            json.dumps(
+                [json_format.MessageToDict(j, preserving_proto_field_name=True) for j in jobs], indent=1
+            )
+        )
     else:
         for job in jobs:
             _print_job(job, False)

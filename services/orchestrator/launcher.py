@@ -63,6 +63,8 @@ class ServiceGroup:
     services: tuple[str, ...] = SERVICES
     ports: dict[str, int] = field(default_factory=dict)
     log_dir: Path | None = None
+    # Module to run per service (default services.<name>.server), e.g. a build of your own.
+    modules: dict[str, str] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -93,7 +95,13 @@ class ServiceGroup:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", f"services.{name}.server", "--port", str(self.ports[name])],
+            [
+                sys.executable,
+                "-m",
+                self.modules.get(name, f"services.{name}.server"),
+                "--port",
+                str(self.ports[name]),
+            ],
             env=self.env,
             cwd=ROOT,
             stdout=log,

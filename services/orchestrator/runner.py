@@ -493,13 +493,13 @@ class JobRunner:
             frames_done = sum(min(total, s + chunk) - s for s in done_chunks)
             rate = new_frames / max(1e-6, time.monotonic() - started)
             note = f"; {len(resp.frame_errors)} frames passed through" if resp.frame_errors else ""
+            ctx.progress(
+                stage, frames_done, total, eta=(total - frames_done) / rate if rate else 0.0, force=True
+            )
             ctx.record(
                 {"convert_chunks": sorted(done_chunks), "convert_faces": swapped},
                 stage,
                 f"converted frames {start}-{end - 1}{note}",
-            )
-            ctx.progress(
-                stage, frames_done, total, eta=(total - frames_done) / rate if rate else 0.0, force=True
             )
         return {"prefix": keys.converted, "frames": total, "faces_swapped": swapped, "chunk": chunk}
 

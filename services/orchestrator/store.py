@@ -481,7 +481,13 @@ class JobStore(ABC):
             ).fetchone()
             if row is None:
                 raise LeaseLost(f"job {job_id} is no longer leased by {worker}")
-            payload: dict[str, Any] = {"state": state, "stage": row["stage"], "message": message or state}
+            payload: dict[str, Any] = {
+                "state": state,
+                "stage": row["stage"],
+                "done": row["progress_done"],
+                "total": row["progress_total"],
+                "message": message or state,
+            }
             if error_message:
                 payload["error"] = {"code": error_code, "message": error_message, "where": error_where}
             self._append_event(cur, job_id, payload, now)

@@ -94,7 +94,8 @@ class JobContext:
 
     def record(self, outputs: dict[str, Any], stage: str, message: str) -> None:
         self.outputs.update(outputs)
-        self._write(stage=stage, outputs=outputs, message=message)
+        self._stage = stage
+        self._write(stage=stage, done=self._done, total=self._total, outputs=outputs, message=message)
 
 
 class Scheduler:

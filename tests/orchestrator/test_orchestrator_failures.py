@@ -20,7 +20,7 @@ def media_only(tmp_path_factory: pytest.TempPathFactory):
         "FACESWAP_DATA_DIR": str(tmp / "data"),
         "FACESWAP_DB_URL": "",
         "FACESWAP_STORAGE": "local",
-        "FACESWAP_STAGE_RETRY_SECONDS": "8",
+        "FACESWAP_STAGE_RETRY_SECONDS": "4",
         "FACESWAP_THREADS": "1",
         "FACESWAP_POLL_SECONDS": "0.3",
     }
