@@ -1,0 +1,1 @@
+"""Quality evaluation of a swap (identity, expression, stability, blending) and its HTML/JSON report."""

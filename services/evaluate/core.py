@@ -1,0 +1,551 @@
+"""Evaluate a swap: identity (does the face read as B?), expression/pose kept, temporal stability and
+blending, per sampled frame, plus the summary checked against the demo's thresholds (issue 11).
+
+Public API (what the orchestrator and the CLI call):
+- ``evaluate(source_video, swapped_video, faces_b, *, sample_every=3, max_frames=100, ...) -> EvalResult``
+- ``evaluate_job(store, source_key, output_key, faces_b, report_key, json_key, loss_log_key=None, ...)``
+- ``EvalResult.to_dict()`` (the JSON report); ``services.evaluate.report`` renders the HTML.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from prometheus_client import Counter, Gauge, Histogram
+
+from services.common.errors import InvalidArgument, NotFound
+from services.common.storage import ObjectStore, validate_key, validate_prefix
+from services.evaluate import metrics as m
+from services.evaluate.faces import SAME_PERSON_DISTANCE, FaceAnalyzer
+from services.evaluate.inputs import (
+    IMAGE_SUFFIXES,
+    VIDEO_SUFFIXES,
+    evenly_spaced,
+    expand_face_set,
+    open_video,
+    paired_frames,
+    read_image,
+    sample_video_frames,
+)
+from services.evaluate.loss_log import Series, load_loss_log
+
+log = logging.getLogger(__name__)
+
+EVAL_RUNS = Counter("faceswap_evaluate_runs_total", "Swap evaluations run", ["outcome"])
+EVAL_FRAMES = Counter("faceswap_evaluate_frames_total", "Frames scored by the evaluator")
+EVAL_SECONDS = Histogram(
+    "faceswap_evaluate_seconds",
+    "Wall time of one swap evaluation",
+    buckets=(1, 5, 10, 30, 60, 120, 300, 900),
+)
+EVAL_READ_AS_B = Gauge("faceswap_evaluate_read_as_b_share", "Share of faces reading as B, last evaluation")
+
+# Issue 11's acceptance thresholds ("required") and advisory targets for the other figures.
+THRESHOLDS: list[dict[str, Any]] = [
+    {"metric": "read_as_b_share", "op": ">=", "threshold": 0.60, "required": True,
+     "label": "frames reading as B"},
+    {"metric": "landmark_error_pct", "op": "<", "threshold": 5.0, "required": True,
+     "label": "landmark error, % of inter-ocular distance"},
+    {"metric": "gradient_jump_ratio", "op": "<=", "threshold": 1.2, "required": True,
+     "label": "gradient jump along the mask border vs the source's"},
+    {"metric": "jitter_ratio", "op": "<=", "threshold": 1.5, "required": False,
+     "label": "landmark jitter vs the source's"},
+    {"metric": "delta_e_ratio", "op": "<=", "threshold": 1.5, "required": False,
+     "label": "colour step across the mask border vs the source's"},
+]  # fmt: skip
+
+THUMB = 160  # contact-sheet face crop size, pixels
+
+
+@dataclass
+class FrameMetrics:
+    index: int
+    time_s: float
+    face: bool = False  # a face was found in the source frame
+    swapped_detected: bool = False  # the detector found the swapped face too (else the source box)
+    distance_to_b: float = math.nan
+    distance_to_source: float = math.nan
+    source_distance_to_b: float = math.nan
+    reads_as_b: bool = False
+    landmark_error_pct: float = math.nan
+    jitter_source_pct: float = math.nan
+    jitter_swapped_pct: float = math.nan
+    gradient_source: list[float] = field(default_factory=list)
+    gradient_swapped: list[float] = field(default_factory=list)
+    delta_e_source: float = math.nan
+    delta_e_swapped: float = math.nan
+    colour_shift_de: float = math.nan
+
+    @property
+    def gradient_ratio(self) -> float:
+        """Worst ring's swapped/source gradient ratio in this frame."""
+        ratios = [
+            m.safe_ratio(s, o) for s, o in zip(self.gradient_swapped, self.gradient_source, strict=False)
+        ]
+        ratios = [r for r in ratios if not math.isnan(r)]
+        return max(ratios) if ratios else math.nan
+
+
+@dataclass
+class BSet:
+    embeddings: np.ndarray  # (n, 128)
+    sources: list[str]  # where each embedding came from
+    skipped: list[str]  # inputs without a usable face
+
+    @property
+    def spread(self) -> float:
+        """Mean pairwise distance inside the B set (same person: ~0.3-0.5)."""
+        n = len(self.embeddings)
+        if n < 2:
+            return math.nan
+        d = [m.mean_distance(self.embeddings[i], np.delete(self.embeddings, i, 0)) for i in range(n)]
+        return float(np.mean(d))
+
+
+@dataclass
+class EvalResult:
+    source_video: str
+    swapped_video: str
+    summary: dict[str, Any]
+    checks: list[dict[str, Any]]
+    frames: list[FrameMetrics]
+    b_set: dict[str, Any]
+    loss: Series = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    # Contact sheet: (frame index, source crop, swapped crop), BGR uint8; not part of the JSON.
+    thumbnails: list[tuple[int, np.ndarray, np.ndarray]] = field(default_factory=list, repr=False)
+
+    @property
+    def passed(self) -> bool:
+        return all(c["passed"] for c in self.checks if c["required"])
+
+    def to_dict(self) -> dict[str, Any]:
+        frames = []
+        for frame in self.frames:
+            row = asdict(frame)
+            row["gradient_ratio"] = frame.gradient_ratio
+            frames.append(row)
+        return _json_safe(
+            {
+                "version": 1,
+                "source_video": self.source_video,
+                "swapped_video": self.swapped_video,
+                "passed": self.passed,
+                "summary": self.summary,
+                "checks": self.checks,
+                "b_set": self.b_set,
+                "frames": frames,
+                "loss": {name: [list(p) for p in points] for name, points in self.loss.items()},
+                "notes": self.notes,
+            }
+        )
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN/inf are not JSON: they become null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return _json_safe(value.item())
+    return value
+
+
+# --- the B set --------------------------------------------------------------------------------------
+
+
+def build_b_set(
+    analyzer: FaceAnalyzer, faces_b: str | Path | Sequence[str | Path], max_faces: int = 20
+) -> BSet:
+    """Embeddings of up to ``max_faces`` faces of B, spread over the given photos/crops/videos.
+
+    Photos: the largest HOG face. Small aligned crops (the detector's ``faces/*.png``, 64-256 px)
+    where HOG finds nothing: the crop's centre is taken as the face box, since the aligner centred it.
+    """
+    images, videos = expand_face_set(faces_b)
+    embeddings: list[np.ndarray] = []
+    sources: list[str] = []
+    skipped: list[str] = []
+
+    def add(name: str, image: np.ndarray | None, allow_crop_box: bool) -> None:
+        if image is None:
+            skipped.append(f"{name}: unreadable")
+            return
+        faces = analyzer.detect(image)
+        if faces:
+            box = faces[0].box
+        elif allow_crop_box and max(image.shape[:2]) <= 256:
+            h, w = image.shape[:2]
+            box = (round(w * 0.1), round(h * 0.1), round(w * 0.9), round(h * 0.9))
+        else:
+            skipped.append(f"{name}: no face")
+            return
+        _, embedding = analyzer.analyse(image, box)
+        embeddings.append(embedding)
+        sources.append(name)
+
+    # Candidates spread over everything given; a second, denser pass only for faces HOG missed.
+    first = evenly_spaced(len(images), max_faces)
+    extra = [i for i in evenly_spaced(len(images), max_faces * 2) if i not in set(first)]
+    for index in first + extra:
+        if len(embeddings) >= max_faces:
+            break
+        add(images[index].name, read_image(images[index]), allow_crop_box=True)
+    per_video = max(1, (max_faces - len(embeddings)) // max(1, len(videos)))
+    for video in videos:
+        for name, frame in sample_video_frames(video, per_video):
+            add(name, frame, allow_crop_box=False)
+    if not embeddings:
+        raise InvalidArgument(f"no face found in the B set ({len(skipped)} inputs tried)", field="faces_b")
+    return BSet(np.stack(embeddings), sources, skipped)
+
+
+# --- per-frame scoring ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Track:
+    """Landmark sequences over the sampled frames, for the jitter measure at the end."""
+
+    source: list[np.ndarray | None] = field(default_factory=list)
+    swapped: list[np.ndarray | None] = field(default_factory=list)
+    scales: list[float] = field(default_factory=list)
+
+
+def _score_frame(
+    analyzer: FaceAnalyzer,
+    b_set: BSet,
+    frame: FrameMetrics,
+    source: np.ndarray,
+    swapped: np.ndarray,
+    track: _Track,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Fills ``frame``; returns the contact-sheet crops (source, swapped) when a face was found."""
+    source_faces = analyzer.detect(source)
+    if not source_faces:
+        track.source.append(None)
+        track.swapped.append(None)
+        track.scales.append(math.nan)
+        return None
+    box = source_faces[0].box  # the largest face is the one being swapped
+    # The same face in the output: the output detection overlapping the source box most. If the
+    # detector misses the swapped face (blur, seams), score it in the source box rather than drop it.
+    frame.face = True
+    src_points, src_embedding = analyzer.analyse(source, box)
+    if np.array_equal(source, swapped):
+        # Untouched frame (a swap that skipped it, or a self-check): same face, no second pass.
+        frame.swapped_detected = True
+        out_points, out_embedding = src_points, src_embedding
+    else:
+        swapped_faces = analyzer.detect(swapped, retry=False)
+        match = m.best_match(box, [f.box for f in swapped_faces])
+        frame.swapped_detected = match >= 0
+        swapped_box = swapped_faces[match].box if match >= 0 else box
+        out_points, out_embedding = analyzer.analyse(swapped, swapped_box)
+
+    frame.distance_to_b = m.mean_distance(out_embedding, b_set.embeddings)
+    frame.distance_to_source = float(np.linalg.norm(out_embedding - src_embedding))
+    frame.source_distance_to_b = m.mean_distance(src_embedding, b_set.embeddings)
+    frame.reads_as_b = m.reads_as_b(frame.distance_to_b, frame.distance_to_source, frame.source_distance_to_b)
+    frame.landmark_error_pct = m.landmark_error(src_points, out_points)
+
+    # Blending: both frames measured on the same rings around the source's landmark hull, which is
+    # where the converter pasted the new face.
+    geometry = m.border_geometry(src_points, source.shape)
+    if geometry is not None:
+        src_border = m.measure_border(source, geometry)
+        out_border = m.measure_border(swapped, geometry)
+        frame.gradient_source = src_border.gradient
+        frame.gradient_swapped = out_border.gradient
+        frame.delta_e_source = src_border.delta_e
+        frame.delta_e_swapped = out_border.delta_e
+        frame.colour_shift_de = m.delta_e(src_border.interior_lab, out_border.interior_lab)
+
+    track.source.append(src_points)
+    track.swapped.append(out_points)
+    track.scales.append(m.inter_ocular(src_points))
+    return _face_crop(source, box), _face_crop(swapped, box)
+
+
+def _face_crop(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    left, top, right, bottom = box
+    cx, cy = (left + right) / 2, (top + bottom) / 2
+    half = max(right - left, bottom - top) * 0.9
+    x0, y0 = max(0, int(cx - half)), max(0, int(cy - half))
+    x1, y1 = min(image.shape[1], int(cx + half)), min(image.shape[0], int(cy + half))
+    return cv2.resize(image[y0:y1, x0:x1], (THUMB, THUMB), interpolation=cv2.INTER_AREA)
+
+
+# --- summary ----------------------------------------------------------------------------------------
+
+
+def _summarise(frames: list[FrameMetrics], track: _Track) -> dict[str, Any]:
+    faced = [f for f in frames if f.face]
+    n = len(faced)
+
+    def share(flags: list[bool]) -> float:
+        return float(sum(flags) / len(flags)) if flags else math.nan
+
+    jitter_src = m.second_difference_energy(track.source, track.scales)
+    jitter_out = m.second_difference_energy(track.swapped, track.scales)
+    for frame, e_src, e_out in zip(frames, jitter_src, jitter_out, strict=True):
+        frame.jitter_source_pct = math.sqrt(e_src) * 100 if not math.isnan(e_src) else math.nan
+        frame.jitter_swapped_pct = math.sqrt(e_out) * 100 if not math.isnan(e_out) else math.nan
+    jitter_source, jitter_swapped = m.rms_percent(jitter_src), m.rms_percent(jitter_out)
+
+    # Gradient per ring, averaged over frames first (a per-frame max of noisy ratios is biased up),
+    # then the worst ring.
+    ring_ratios = []
+    for ring in range(len(m.RING_OFFSETS)):
+        src = m.nanmean([f.gradient_source[ring] for f in faced if f.gradient_source])
+        out = m.nanmean([f.gradient_swapped[ring] for f in faced if f.gradient_swapped])
+        ring_ratios.append(m.safe_ratio(out, src))
+    valid_rings = [r for r in ring_ratios if not math.isnan(r)]
+    delta_e_source = m.nanmean([f.delta_e_source for f in faced])
+    delta_e_swapped = m.nanmean([f.delta_e_swapped for f in faced])
+    errors = [f.landmark_error_pct for f in faced if not math.isnan(f.landmark_error_pct)]
+    return {
+        "frames_sampled": len(frames),
+        "frames_with_face": n,
+        "read_as_b_share": share([f.reads_as_b for f in faced]),
+        "read_as_b_frames": sum(f.reads_as_b for f in faced),
+        "mean_distance_to_b": m.nanmean([f.distance_to_b for f in faced]),
+        "mean_distance_to_source": m.nanmean([f.distance_to_source for f in faced]),
+        "source_distance_to_b": m.nanmean([f.source_distance_to_b for f in faced]),
+        "source_reads_as_b_share": share([f.source_distance_to_b < SAME_PERSON_DISTANCE for f in faced]),
+        "swapped_detected_share": share([f.swapped_detected for f in faced]),
+        "landmark_error_pct": m.nanmean(errors),
+        "landmark_error_p95_pct": float(np.percentile(errors, 95)) if errors else math.nan,
+        "jitter_source_pct": jitter_source,
+        "jitter_swapped_pct": jitter_swapped,
+        "jitter_ratio": m.safe_ratio(jitter_swapped, jitter_source),
+        "gradient_source": m.nanmean([g for f in faced for g in f.gradient_source]),
+        "gradient_swapped": m.nanmean([g for f in faced for g in f.gradient_swapped]),
+        "gradient_ratio_by_ring": dict(zip([str(o) for o in m.RING_OFFSETS], ring_ratios, strict=True)),
+        "gradient_jump_ratio": max(valid_rings) if valid_rings else math.nan,
+        "delta_e_source": delta_e_source,
+        "delta_e_swapped": delta_e_swapped,
+        "delta_e_ratio": m.safe_ratio(delta_e_swapped, delta_e_source),
+        "colour_shift_de": m.nanmean([f.colour_shift_de for f in faced]),
+    }
+
+
+def _checks(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for rule in THRESHOLDS:
+        value = summary.get(rule["metric"], math.nan)
+        if value is None or math.isnan(value):
+            passed = False
+        elif rule["op"] == ">=":
+            passed = value >= rule["threshold"]
+        elif rule["op"] == "<":
+            passed = value < rule["threshold"]
+        else:
+            passed = value <= rule["threshold"]
+        out.append({**rule, "value": value, "passed": bool(passed)})
+    return out
+
+
+# --- entry points -----------------------------------------------------------------------------------
+
+
+def evaluate(
+    source_video: str | Path,
+    swapped_video: str | Path,
+    faces_b: str | Path | Sequence[str | Path] | BSet,
+    *,
+    sample_every: int = 3,
+    max_frames: int = 100,
+    end: int | None = None,
+    b_max_faces: int = 20,
+    loss_log: str | Path | None = None,
+    contact_frames: int = 8,
+    analyzer: FaceAnalyzer | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> EvalResult:
+    """Scores ``swapped_video`` (the swap output) against ``source_video`` (the original A video) and
+    B's faces (a folder of photos or face crops, a video of B, or a list of such paths; or a ``BSet``
+    from ``build_b_set`` to score several outputs against the same B).
+
+    Every ``sample_every``-th frame is scored; on long videos the stride grows so that at most
+    ``max_frames`` frames are scored, spread over the whole video; ``end`` stops before that frame
+    index (a prefix of the video, e.g. for quick checks). ``on_progress(done, total)`` is
+    called after each scored frame. Raises NotFound / InvalidArgument for missing or unreadable input.
+    """
+    if sample_every < 1:
+        raise InvalidArgument("must be >= 1", field="sample_every")
+    if max_frames < 1:
+        raise InvalidArgument("must be >= 1", field="max_frames")
+    if end is not None and end < 1:
+        raise InvalidArgument("must be >= 1", field="end")
+    started = time.perf_counter()
+    analyzer = analyzer or FaceAnalyzer.shared()
+    loss = load_loss_log(loss_log) if loss_log else {}
+    src_cap, src_meta = open_video(source_video, "source")
+    try:
+        out_cap, out_meta = open_video(swapped_video, "output")
+    except Exception:
+        src_cap.release()
+        raise
+    notes: list[str] = []
+    try:
+        b_started = time.perf_counter()
+        b_set = faces_b if isinstance(faces_b, BSet) else build_b_set(analyzer, faces_b, b_max_faces)
+        b_seconds = time.perf_counter() - b_started
+        frame_count = min(src_meta.frame_count, out_meta.frame_count) or max(
+            src_meta.frame_count, out_meta.frame_count
+        )
+        if src_meta.frame_count and out_meta.frame_count and src_meta.frame_count != out_meta.frame_count:
+            notes.append(
+                f"frame counts differ (source {src_meta.frame_count}, output {out_meta.frame_count}); "
+                "frames are paired by position"
+            )
+        if end is not None:
+            frame_count = min(frame_count, end) if frame_count else end
+        if (out_meta.width, out_meta.height) != (src_meta.width, src_meta.height):
+            notes.append(
+                f"output is {out_meta.width}x{out_meta.height}, source {src_meta.width}x{src_meta.height}; "
+                "output frames are resized to the source's size"
+            )
+        stride = max(sample_every, math.ceil(frame_count / max_frames) if frame_count else sample_every)
+        total = math.ceil(frame_count / stride) if frame_count else 0
+        frames: list[FrameMetrics] = []
+        crops: list[tuple[int, np.ndarray, np.ndarray]] = []
+        track = _Track()
+        size = (src_meta.width, src_meta.height)
+        for index, source, swapped in paired_frames(src_cap, out_cap, stride, size):
+            if len(frames) >= max_frames or (end is not None and index >= end):
+                break
+            frame = FrameMetrics(index=index, time_s=index / src_meta.fps)
+            crop = _score_frame(analyzer, b_set, frame, source, swapped, track)
+            if crop is not None:
+                crops.append((index, *crop))
+            frames.append(frame)
+            EVAL_FRAMES.inc()
+            if on_progress:
+                on_progress(len(frames), max(total, len(frames)))
+    except Exception:
+        EVAL_RUNS.labels("error").inc()
+        raise
+    finally:
+        src_cap.release()
+        out_cap.release()
+    if not frames:
+        EVAL_RUNS.labels("error").inc()
+        raise InvalidArgument("no frames could be read from the videos", field="output")
+
+    summary = _summarise(frames, track)
+    summary.update(
+        {
+            "sample_every": stride,
+            "frames_total": frame_count,
+            "fps": src_meta.fps,
+            "width": src_meta.width,
+            "height": src_meta.height,
+            "seconds": round(time.perf_counter() - started, 2),
+            "b_set_seconds": round(b_seconds, 2),
+        }
+    )
+    if summary["frames_with_face"] == 0:
+        notes.append("no face found in any sampled source frame: nothing to score")
+    elif summary["source_reads_as_b_share"] > 0.5:
+        notes.append(
+            "the source faces already read as B to dlib (same person, or look-alikes): the identity "
+            "share cannot tell a swap from the original here"
+        )
+    b_info = {
+        "faces": len(b_set.sources),
+        "sources": b_set.sources,
+        "skipped": b_set.skipped,
+        "spread": b_set.spread,
+    }
+    result = EvalResult(
+        source_video=str(source_video),
+        swapped_video=str(swapped_video),
+        summary=summary,
+        checks=_checks(summary),
+        frames=frames,
+        b_set=b_info,
+        loss=loss,
+        notes=notes,
+        thumbnails=[crops[i] for i in evenly_spaced(len(crops), contact_frames)] if contact_frames else [],
+    )
+    EVAL_RUNS.labels("passed" if result.passed else "failed").inc()
+    EVAL_SECONDS.observe(time.perf_counter() - started)
+    if not math.isnan(summary["read_as_b_share"]):
+        EVAL_READ_AS_B.set(summary["read_as_b_share"])
+    return result
+
+
+def _face_set_keys(store: ObjectStore, faces_b: str | Sequence[str]) -> list[str]:
+    """A list of keys, a single key, or a prefix whose images/videos are taken."""
+    if not isinstance(faces_b, str):
+        keys = [validate_key(k) for k in faces_b]
+        if not keys:
+            raise InvalidArgument("no B faces given", field="faces_b")
+        return keys
+    prefix = validate_prefix(faces_b)
+    try:
+        store.stat(prefix)
+        return [prefix]
+    except NotFound:
+        pass
+    suffixes = IMAGE_SUFFIXES | VIDEO_SUFFIXES
+    keys = [k for k in store.list(prefix) if Path(k).suffix.lower() in suffixes]
+    if not keys:
+        raise NotFound(f"faces_b: no images or videos under {prefix!r}")
+    return keys
+
+
+def evaluate_job(
+    store: ObjectStore,
+    source_key: str,
+    output_key: str,
+    faces_b: str | Sequence[str],
+    report_key: str,
+    json_key: str,
+    loss_log_key: str | None = None,
+    **options: Any,
+) -> EvalResult:
+    """``evaluate`` on objects of a store: downloads the inputs to a temporary folder, writes the HTML
+    report to ``report_key`` and the JSON to ``json_key``. ``faces_b`` is a list of keys, one key, or a
+    prefix (every image/video under it). ``options`` go to ``evaluate`` (sample_every, max_frames...)."""
+    from services.evaluate.report import render_html, render_json
+
+    validate_key(report_key)
+    validate_key(json_key)
+    b_keys = _face_set_keys(store, faces_b)
+    # Only download the B items that can be used: photos beyond ~2x the B-set size are never read.
+    images = [k for k in b_keys if Path(k).suffix.lower() in IMAGE_SUFFIXES]
+    videos = [k for k in b_keys if Path(k).suffix.lower() in VIDEO_SUFFIXES]
+    limit = 2 * int(options.get("b_max_faces", 20))
+    b_keys = [images[i] for i in evenly_spaced(len(images), limit)] + videos
+    with tempfile.TemporaryDirectory(prefix="faceswap-eval-") as tmp:
+        folder = Path(tmp)
+
+        def fetch(key: str, name: str) -> Path:
+            path = folder / name / Path(key).name
+            store.get_file(validate_key(key), path)
+            return path
+
+        source = fetch(source_key, "source")
+        output = fetch(output_key, "output")
+        b_paths = [fetch(key, f"b/{i:05d}") for i, key in enumerate(b_keys)]
+        loss_path = fetch(loss_log_key, "loss") if loss_log_key else None
+        result = evaluate(source, output, b_paths, loss_log=loss_path, **options)
+    result.source_video, result.swapped_video = source_key, output_key
+    store.put_bytes(report_key, render_html(result).encode())
+    store.put_bytes(json_key, render_json(result).encode())
+    return result
