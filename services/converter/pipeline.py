@@ -3,14 +3,14 @@
 Stages overlap (threads with bounded queues, so memory stays bounded on long videos):
 
     reader thread ──q_in──> inference (caller's thread) ──q_out──> committer thread
-                                   │ submit                            ▲ in frame order
-                                   └──> paste/encode pool ─────────────┘
+          │ submit                     │ submit                        ▲ in frame order
+          └──> decode/crop (pool)      └──> paste/encode (pool) ───────┘
 
-- The reader fetches frames and decodes only those with a face to swap; the others keep their
-  encoded bytes and are written back as they are.
+- The reader fetches frames in order and hands decoding to the pool; only frames with a face to
+  swap are decoded, the others keep their encoded bytes and are written back as they are.
 - Inference gathers faces from several frames into one batch (``options.batch_size``).
-- Pasting (warp back, mask, colour, blend) and encoding run in a small thread pool: OpenCV,
-  numpy and torch release the GIL, so they overlap with the next batch's inference.
+- Decoding, pasting (warp back, mask, colour, blend) and encoding run in one thread pool sized to
+  the cores: OpenCV, numpy and torch release the GIL, so they overlap with inference.
 - The committer writes results in frame order (a video writer needs order), reports progress
   and stops everything on a fatal error.
 
@@ -21,6 +21,7 @@ errors of the output itself (the store or the writer failing) end the run.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -103,6 +104,14 @@ class _Timer:
         self.stats.add_time(self.stage, time.perf_counter() - self.start)
 
 
+def default_workers() -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 2
+    return max(2, min(8, cores))
+
+
 def decode_image(raw: bytes) -> np.ndarray | None:
     return cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
 
@@ -116,14 +125,15 @@ class Engine:
         size: int,
         options: ConvertOptions,
         device: torch.device | str = "cpu",
-        workers: int = 2,
+        workers: int = 0,
         queue_frames: int | None = None,
     ) -> None:
         self.model = model
         self.size = size
         self.options = options
         self.device = torch.device(device)
-        self.workers = max(1, workers)
+        # Decode / paste / encode threads: OpenCV and numpy release the GIL, so they use the cores.
+        self.workers = workers if workers > 0 else default_workers()
         # Frames held between stages; bounded so a long video never fills memory.
         self.queue_frames = queue_frames or max(8, 2 * options.batch_size)
         self.stats = RunStats()
@@ -153,6 +163,13 @@ class Engine:
             return
         with _Timer(self.stats, "crop"):
             task.crops = [crop_face(task.image, f.matrix, self.size) for f in task.faces]
+
+    def _prepare_safe(self, task: FrameTask) -> FrameTask:
+        try:
+            self._prepare(task)
+        except Exception as exc:  # a frame's own fault: record it, pass the frame through
+            task.error = (grpc.StatusCode.INTERNAL, f"prepare failed: {type(exc).__name__}: {exc}")
+        return task
 
     @torch.inference_mode()
     def _infer(self, crops: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray | None]]:
@@ -201,7 +218,14 @@ class Engine:
                 continue
         return False
 
-    def _reader(self, tasks: Iterable[FrameTask], load: Callable[[FrameTask], None], q: queue.Queue) -> None:
+    def _reader(
+        self,
+        tasks: Iterable[FrameTask],
+        load: Callable[[FrameTask], None],
+        q: queue.Queue,
+        pool: ThreadPoolExecutor,
+    ) -> None:
+        """Reads in order; decoding and cropping go to the pool (PNG decoding is slow)."""
         try:
             for task in tasks:
                 if self._stop.is_set():
@@ -211,8 +235,7 @@ class Engine:
                         load(task)
                     except Exception as exc:
                         task.error = (getattr(exc, "code", grpc.StatusCode.INTERNAL), f"read failed: {exc}")
-                self._prepare(task)
-                if not self._put(q, task):
+                if not self._put(q, pool.submit(self._prepare_safe, task)):
                     return
         except BaseException as exc:  # the source itself broke (e.g. the video decoder died)
             self._fail(exc)
@@ -255,14 +278,14 @@ class Engine:
         start = time.perf_counter()
         q_in: queue.Queue = queue.Queue(self.queue_frames)
         q_out: queue.Queue = queue.Queue(self.queue_frames)
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="conv-work")
         reader = threading.Thread(
-            target=self._reader, args=(tasks, load, q_in), daemon=True, name="conv-read"
+            target=self._reader, args=(tasks, load, q_in, pool), daemon=True, name="conv-read"
         )
         committer = threading.Thread(
             target=self._committer, args=(q_out, sink, on_frame), daemon=True, name="conv-write"
         )
         pending: deque[FrameTask] = deque()
-        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="conv-paste")
         reader.start()
         committer.start()
         try:
@@ -275,7 +298,7 @@ class Engine:
                 if item is _DONE:
                     finished = True
                 else:
-                    pending.append(item)
+                    pending.append(item.result())
                 n_faces = sum(len(t.crops) for t in pending)
                 if finished or n_faces >= self.options.batch_size or len(pending) >= self.queue_frames:
                     self._flush(pending, pool, q_out, sink)

@@ -228,7 +228,7 @@ def run_engine(
     sink: Any,
     total: int,
     on_progress: Callable[[int, int], None] | None = None,
-    workers: int = 2,
+    workers: int = 0,
 ) -> ConvertSummary:
     """Runs the engine and turns its stats into a summary (and Prometheus metrics)."""
     device = next(model.parameters()).device
@@ -288,7 +288,7 @@ def convert_frames(
     model_store: ObjectStore | None = None,
     alignments_store: ObjectStore | None = None,
     device: str = "auto",
-    workers: int = 2,
+    workers: int = 0,
     fps: float = 30.0,
 ) -> ConvertSummary:
     """Converts frames [start, end) (step) under frames_prefix into output_prefix.
