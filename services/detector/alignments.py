@@ -23,6 +23,9 @@ Schema (JSON, ``version`` 1)::
               "identity_distance": 0.41,     # to the nearest reference embedding, -1 if none
               "face_key": "faces/00000000_0.png"    # aligned crop, when saved
             }
+          ],
+          "rejected": [          # faces found but not kept (same fields), each with its reason
+            {..., "reason": "identity distance 0.81 > 0.6"}
           ]
         }
       ]
@@ -53,6 +56,7 @@ class FaceRecord:
     matrix: list[list[float]]
     identity_distance: float = -1.0
     face_key: str = ""
+    reason: str = ""  # why a face in FrameRecord.rejected was not kept
 
     @property
     def landmarks_array(self) -> np.ndarray:
@@ -72,6 +76,7 @@ class FrameRecord:
     status: str = "ok"
     reason: str = ""
     faces: list[FaceRecord] = field(default_factory=list)
+    rejected: list[FaceRecord] = field(default_factory=list)
 
 
 @dataclass
@@ -102,8 +107,9 @@ class Alignments:
         try:
             frames = [
                 FrameRecord(
-                    **{k: v for k, v in f.items() if k != "faces"},
+                    **{k: v for k, v in f.items() if k not in ("faces", "rejected")},
                     faces=[FaceRecord(**face) for face in f.get("faces", [])],
+                    rejected=[FaceRecord(**face) for face in f.get("rejected", [])],
                 )
                 for f in data["frames"]
             ]
