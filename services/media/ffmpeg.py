@@ -62,6 +62,13 @@ def encoder_names(ffmpeg: str) -> frozenset[str]:
     return frozenset(names)
 
 
+@functools.lru_cache(maxsize=8)
+def passthrough_args(ffmpeg: str) -> tuple[str, ...]:
+    """Options that pass decoded frames through unchanged: -fps_mode (ffmpeg >= 5.1) or -vsync 0."""
+    out = subprocess.run([ffmpeg, "-hide_banner", "-h", "long"], capture_output=True, text=True, check=False)
+    return ("-fps_mode", "passthrough") if "-fps_mode" in out.stdout else ("-vsync", "0")
+
+
 # Lines ffmpeg prints after the real reason; they say nothing about the cause.
 _NOISE = re.compile(
     r"(conversion failed|error opening (input|output) file|exiting normally|"

@@ -20,7 +20,7 @@ import numpy as np
 
 from services.common.errors import InvalidArgument, NotFound, ServiceError
 from services.media import metrics
-from services.media.ffmpeg import StderrTail, encoder_names, find_ffmpeg, summarize_stderr
+from services.media.ffmpeg import StderrTail, encoder_names, find_ffmpeg, passthrough_args, summarize_stderr
 from services.media.probe import VideoInfo, parse_rate, probe
 
 _PIPE_BYTES = 1 << 20  # a bigger pipe means fewer context switches per frame
@@ -64,7 +64,8 @@ def read_frames(
     label = label or os.path.basename(str(path))
     info = info or probe(path, label=label)
     wanted = selected_indices(info.frame_count, start, end, step) if end is not None else None
-    cmd = [find_ffmpeg(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path)]
+    ffmpeg = find_ffmpeg()
+    cmd = [ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-i", str(path)]
     cmd += ["-map", f"0:{info.video_stream_index}", "-an", "-sn", "-dn"]
     conditions = []
     if start > 0:
@@ -79,7 +80,7 @@ def read_frames(
     if wanted is not None:
         cmd += ["-frames:v", str(len(wanted))]  # stop decoding once the range is done
     # passthrough: exactly the decoded frames, no duplicates/drops to force a constant rate.
-    cmd += ["-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "bgr24", "-"]
+    cmd += [*passthrough_args(ffmpeg), "-f", "rawvideo", "-pix_fmt", "bgr24", "-"]
     frame_bytes = info.width * info.height * 3
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
