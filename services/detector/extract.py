@@ -520,3 +520,32 @@ def detect_images(
     jobs = 1 if len(images) <= 2 else options.jobs
     results = run_frames(tasks, options.frame_options(want_crops=False), jobs)
     return [r.record for r in results]
+
+
+def detect_stored_frames(
+    store: ObjectStore, frames: Sequence[tuple[int, str]], options: DetectOptions
+) -> Iterator[FrameRecord]:
+    """Detection on stored frames (the DetectFaces RPC), in order; crops are written to
+    ``{faces_prefix}/{frame:08d}_{n}.png`` when options.save_faces and options.faces_prefix are set
+    (face_key then holds the full object key).
+    """
+    options.validate()
+    if not frames:
+        raise InvalidArgument("no frames given", field="frames")
+    for _, key in frames:
+        try:
+            validate_prefix(key)
+        except InvalidArgument as exc:
+            raise InvalidArgument(exc.message, field="frames.key") from exc
+    faces_prefix = validate_prefix(options.faces_prefix) if options.faces_prefix else ""
+    load_reference_embeddings(options, lambda key: store.get_bytes(key, verify=False))
+    save = options.save_faces and bool(faces_prefix)
+    opts = options.frame_options(want_crops=save)
+    for result in run_frames(store_tasks(store, list(frames)), opts, options.jobs):
+        record = result.record
+        if save:
+            for n, (face, crop) in enumerate(zip(record.faces, result.crops, strict=True)):
+                face.face_key = join_key(faces_prefix, f"{record.index:08d}_{n}.png")
+                store.put_bytes(face.face_key, encode_png(crop))
+        _record_metrics(result, options.detector)
+        yield record

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class DetectOptions(_message.Message):
-    __slots__ = ("detector", "upsample", "size", "coverage", "reference_photos", "identity_threshold", "detect_max_side", "save_faces", "faces_prefix", "min_sharpness", "dedupe_distance", "track_interval")
+    __slots__ = ("detector", "upsample", "size", "coverage", "reference_photos", "identity_threshold", "detect_max_side", "save_faces", "faces_prefix", "min_sharpness", "dedupe_distance", "track_interval", "jobs")
     DETECTOR_FIELD_NUMBER: _ClassVar[int]
     UPSAMPLE_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -21,6 +21,7 @@ class DetectOptions(_message.Message):
     MIN_SHARPNESS_FIELD_NUMBER: _ClassVar[int]
     DEDUPE_DISTANCE_FIELD_NUMBER: _ClassVar[int]
     TRACK_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    JOBS_FIELD_NUMBER: _ClassVar[int]
     detector: str
     upsample: int
     size: int
@@ -33,7 +34,8 @@ class DetectOptions(_message.Message):
     min_sharpness: float
     dedupe_distance: int
     track_interval: int
-    def __init__(self, detector: _Optional[str] = ..., upsample: _Optional[int] = ..., size: _Optional[int] = ..., coverage: _Optional[float] = ..., reference_photos: _Optional[_Iterable[_Union[_common_pb2.ObjectRef, _Mapping]]] = ..., identity_threshold: _Optional[float] = ..., detect_max_side: _Optional[int] = ..., save_faces: _Optional[bool] = ..., faces_prefix: _Optional[str] = ..., min_sharpness: _Optional[float] = ..., dedupe_distance: _Optional[int] = ..., track_interval: _Optional[int] = ...) -> None: ...
+    jobs: int
+    def __init__(self, detector: _Optional[str] = ..., upsample: _Optional[int] = ..., size: _Optional[int] = ..., coverage: _Optional[float] = ..., reference_photos: _Optional[_Iterable[_Union[_common_pb2.ObjectRef, _Mapping]]] = ..., identity_threshold: _Optional[float] = ..., detect_max_side: _Optional[int] = ..., save_faces: _Optional[bool] = ..., faces_prefix: _Optional[str] = ..., min_sharpness: _Optional[float] = ..., dedupe_distance: _Optional[int] = ..., track_interval: _Optional[int] = ..., jobs: _Optional[int] = ...) -> None: ...
 
 class Point(_message.Message):
     __slots__ = ("x", "y")
@@ -56,36 +58,42 @@ class Box(_message.Message):
     def __init__(self, left: _Optional[int] = ..., top: _Optional[int] = ..., right: _Optional[int] = ..., bottom: _Optional[int] = ...) -> None: ...
 
 class Face(_message.Message):
-    __slots__ = ("box", "score", "landmarks", "matrix", "identity_distance", "aligned")
+    __slots__ = ("box", "score", "landmarks", "matrix", "identity_distance", "aligned", "reason")
     BOX_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     LANDMARKS_FIELD_NUMBER: _ClassVar[int]
     MATRIX_FIELD_NUMBER: _ClassVar[int]
     IDENTITY_DISTANCE_FIELD_NUMBER: _ClassVar[int]
     ALIGNED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     box: Box
     score: float
     landmarks: _containers.RepeatedCompositeFieldContainer[Point]
     matrix: _containers.RepeatedScalarFieldContainer[float]
     identity_distance: float
     aligned: _common_pb2.ObjectRef
-    def __init__(self, box: _Optional[_Union[Box, _Mapping]] = ..., score: _Optional[float] = ..., landmarks: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., matrix: _Optional[_Iterable[float]] = ..., identity_distance: _Optional[float] = ..., aligned: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ...) -> None: ...
+    reason: str
+    def __init__(self, box: _Optional[_Union[Box, _Mapping]] = ..., score: _Optional[float] = ..., landmarks: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., matrix: _Optional[_Iterable[float]] = ..., identity_distance: _Optional[float] = ..., aligned: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class FrameFaces(_message.Message):
-    __slots__ = ("frame_index", "key", "faces", "error", "width", "height")
+    __slots__ = ("frame_index", "key", "faces", "error", "width", "height", "status", "rejected")
     FRAME_INDEX_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     FACES_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
     frame_index: int
     key: str
     faces: _containers.RepeatedCompositeFieldContainer[Face]
     error: _common_pb2.ErrorStatus
     width: int
     height: int
-    def __init__(self, frame_index: _Optional[int] = ..., key: _Optional[str] = ..., faces: _Optional[_Iterable[_Union[Face, _Mapping]]] = ..., error: _Optional[_Union[_common_pb2.ErrorStatus, _Mapping]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
+    status: str
+    rejected: _containers.RepeatedCompositeFieldContainer[Face]
+    def __init__(self, frame_index: _Optional[int] = ..., key: _Optional[str] = ..., faces: _Optional[_Iterable[_Union[Face, _Mapping]]] = ..., error: _Optional[_Union[_common_pb2.ErrorStatus, _Mapping]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., status: _Optional[str] = ..., rejected: _Optional[_Iterable[_Union[Face, _Mapping]]] = ...) -> None: ...
 
 class FrameKey(_message.Message):
     __slots__ = ("frame_index", "key")
@@ -136,15 +144,21 @@ class ExtractFaceSetRequest(_message.Message):
     def __init__(self, source_prefix: _Optional[str] = ..., output_prefix: _Optional[str] = ..., options: _Optional[_Union[DetectOptions, _Mapping]] = ..., range: _Optional[_Union[_common_pb2.FrameRange, _Mapping]] = ...) -> None: ...
 
 class ExtractFaceSetResponse(_message.Message):
-    __slots__ = ("frames_total", "faces_total", "frames_without_face", "frames_unreadable", "alignments")
+    __slots__ = ("frames_total", "faces_total", "frames_without_face", "frames_unreadable", "alignments", "frames_filtered", "faces_rejected", "seconds")
     FRAMES_TOTAL_FIELD_NUMBER: _ClassVar[int]
     FACES_TOTAL_FIELD_NUMBER: _ClassVar[int]
     FRAMES_WITHOUT_FACE_FIELD_NUMBER: _ClassVar[int]
     FRAMES_UNREADABLE_FIELD_NUMBER: _ClassVar[int]
     ALIGNMENTS_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FILTERED_FIELD_NUMBER: _ClassVar[int]
+    FACES_REJECTED_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
     frames_total: int
     faces_total: int
     frames_without_face: int
     frames_unreadable: int
     alignments: _common_pb2.ObjectRef
-    def __init__(self, frames_total: _Optional[int] = ..., faces_total: _Optional[int] = ..., frames_without_face: _Optional[int] = ..., frames_unreadable: _Optional[int] = ..., alignments: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ...) -> None: ...
+    frames_filtered: int
+    faces_rejected: int
+    seconds: float
+    def __init__(self, frames_total: _Optional[int] = ..., faces_total: _Optional[int] = ..., frames_without_face: _Optional[int] = ..., frames_unreadable: _Optional[int] = ..., alignments: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., frames_filtered: _Optional[int] = ..., faces_rejected: _Optional[int] = ..., seconds: _Optional[float] = ...) -> None: ...

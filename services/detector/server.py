@@ -1,0 +1,167 @@
+"""gRPC DetectorService: a thin layer over services/detector/extract.py.
+
+Run: ``python -m services.detector.server --port 50052``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+
+import grpc
+
+from services.common.config import load_settings
+from services.common.errors import InvalidArgument
+from services.common.pb.faceswap.v1 import common_pb2, detector_pb2, detector_pb2_grpc
+from services.common.server import ServiceSpec, serve
+from services.common.storage import ObjectStore, open_store
+from services.detector.alignments import FaceRecord, FrameRecord
+from services.detector.extract import DetectOptions, detect_stored_frames, extract_face_set
+
+SERVICE_NAME = detector_pb2.DESCRIPTOR.services_by_name["DetectorService"].full_name
+
+# ErrorStatus.code per frame status: why a frame carries no faces.
+_STATUS_CODES = {
+    "no_face": grpc.StatusCode.NOT_FOUND,
+    "filtered": grpc.StatusCode.NOT_FOUND,
+    "unreadable": grpc.StatusCode.INVALID_ARGUMENT,
+}
+
+
+def options_from_proto(msg: detector_pb2.DetectOptions) -> DetectOptions:
+    """Proto -> dataclass; zero values mean the documented defaults."""
+    defaults = DetectOptions()
+    return DetectOptions(
+        detector=msg.detector or defaults.detector,
+        upsample=0 if msg.upsample < 0 else (msg.upsample or defaults.upsample),
+        size=msg.size or defaults.size,
+        coverage=msg.coverage or defaults.coverage,
+        reference_photos=[ref.key for ref in msg.reference_photos],
+        identity_threshold=msg.identity_threshold or defaults.identity_threshold,
+        detect_max_side=msg.detect_max_side,
+        save_faces=msg.save_faces,
+        faces_prefix=msg.faces_prefix,
+        min_sharpness=msg.min_sharpness,
+        dedupe_distance=msg.dedupe_distance,
+        track_interval=msg.track_interval,
+        jobs=msg.jobs,
+    )
+
+
+def _face_to_proto(face: FaceRecord, store: ObjectStore) -> detector_pb2.Face:
+    left, top, right, bottom = face.box
+    msg = detector_pb2.Face(
+        box=detector_pb2.Box(left=left, top=top, right=right, bottom=bottom),
+        score=face.score,
+        landmarks=[detector_pb2.Point(x=x, y=y) for x, y in face.landmarks],
+        matrix=[v for row in face.matrix for v in row],
+        identity_distance=face.identity_distance,
+        reason=face.reason,
+    )
+    if face.face_key:
+        info = store.stat(face.face_key)
+        msg.aligned.CopyFrom(
+            common_pb2.ObjectRef(bucket=store.bucket, key=info.key, size_bytes=info.size, sha256=info.sha256)
+        )
+    return msg
+
+
+def frame_to_proto(record: FrameRecord, store: ObjectStore) -> detector_pb2.FrameFaces:
+    msg = detector_pb2.FrameFaces(
+        frame_index=record.index,
+        key=record.key,
+        faces=[_face_to_proto(f, store) for f in record.faces],
+        rejected=[_face_to_proto(f, store) for f in record.rejected],
+        width=record.width,
+        height=record.height,
+        status=record.status,
+    )
+    if record.status != "ok":
+        code = _STATUS_CODES.get(record.status, grpc.StatusCode.UNKNOWN)
+        msg.error.CopyFrom(
+            common_pb2.ErrorStatus(code=code.value[0], message=record.reason, where=record.key)
+        )
+    return msg
+
+
+def _frames(msg_frames: list[detector_pb2.FrameKey]) -> list[tuple[int, str]]:
+    return [(f.frame_index, f.key) for f in msg_frames]
+
+
+class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+
+    def DetectFaces(
+        self, request: detector_pb2.DetectFacesRequest, context: grpc.ServicerContext
+    ) -> detector_pb2.DetectFacesResponse:
+        options = options_from_proto(request.options)
+        records = detect_stored_frames(self.store, _frames(request.frames), options)
+        return detector_pb2.DetectFacesResponse(frames=[frame_to_proto(r, self.store) for r in records])
+
+    def StreamDetectFaces(
+        self, request_iterator: Iterator[detector_pb2.StreamDetectFacesRequest], context: grpc.ServicerContext
+    ) -> Iterator[detector_pb2.StreamDetectFacesResponse]:
+        options: DetectOptions | None = None
+        for request in request_iterator:
+            if options is None:
+                options = options_from_proto(request.options)
+                options.validate()
+            if not request.frames:
+                continue
+            # One message at a time: a client that waits for replies before sending more never stalls.
+            for record in detect_stored_frames(self.store, _frames(request.frames), options):
+                yield detector_pb2.StreamDetectFacesResponse(frame=frame_to_proto(record, self.store))
+
+    def ExtractFaceSet(
+        self, request: detector_pb2.ExtractFaceSetRequest, context: grpc.ServicerContext
+    ) -> detector_pb2.ExtractFaceSetResponse:
+        if not request.output_prefix:
+            raise InvalidArgument("output_prefix is required", field="output_prefix")
+        options = options_from_proto(request.options)
+        options.save_faces = True  # a face set is its faces
+        rng = request.range
+        summary = extract_face_set(
+            self.store,
+            request.source_prefix,
+            request.output_prefix,
+            options,
+            start=int(rng.start),
+            end=int(rng.end) or None,
+            step=int(rng.step) or 1,
+        )
+        info = self.store.stat(summary.alignments_key)
+        return detector_pb2.ExtractFaceSetResponse(
+            frames_total=summary.frames_total,
+            faces_total=summary.faces_total,
+            frames_without_face=summary.frames_without_face,
+            frames_unreadable=summary.frames_unreadable,
+            alignments=common_pb2.ObjectRef(
+                bucket=self.store.bucket, key=info.key, size_bytes=info.size, sha256=info.sha256
+            ),
+            frames_filtered=summary.frames_filtered,
+            faces_rejected=summary.faces_rejected,
+            seconds=summary.seconds,
+        )
+
+
+def build_spec(store: ObjectStore | None = None) -> ServiceSpec:
+    store = store or open_store()
+    servicer = DetectorServicer(store)
+
+    def register(server: grpc.Server) -> None:
+        detector_pb2_grpc.add_DetectorServiceServicer_to_server(servicer, server)
+
+    return ServiceSpec(name="detector", register=register, service_names=[SERVICE_NAME])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="faceswap detector service")
+    default_port = int(load_settings().addresses.get("detector", "127.0.0.1:50052").rsplit(":", 1)[1])
+    parser.add_argument("--port", type=int, default=default_port)
+    args = parser.parse_args(argv)
+    serve(build_spec(), args.port)
+
+
+if __name__ == "__main__":
+    main()
