@@ -12,6 +12,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "faceswap"
 KUBE_VERSION = "1.30.0"
+# Also the newest schema kubernetes-validate ships, so no removed or renamed API slips in.
+KUBE_VERSIONS = (KUBE_VERSION, kubernetes_validate.latest_version())
 RELEASE, NAMESPACE = "demo", "faceswap"
 # CRDs kubernetes-validate has no schema for: checked structurally instead.
 CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PodMonitor")}
@@ -52,12 +54,13 @@ def manifests(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
 
 
 def validate(obj: dict[str, Any]) -> None:
-    """Raises if the object does not match the Kubernetes OpenAPI schema (strict: no unknown fields)."""
+    """Raises unless the object matches the Kubernetes OpenAPI schemas (strict: no unknown fields)."""
     body = {k: v for k, v in obj.items() if k != "_template"}
     if (body.get("apiVersion"), body.get("kind")) in CRD_KINDS:
         validate_monitor(body)
         return
-    kubernetes_validate.validate(body, KUBE_VERSION, strict=True)
+    for version in KUBE_VERSIONS:
+        kubernetes_validate.validate(body, version, strict=True)
 
 
 def validate_monitor(obj: dict[str, Any]) -> None:

@@ -136,6 +136,12 @@ def test_gpu_profile_schedules_on_gpu_nodes() -> None:
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     assert monitor["spec"]["endpoints"][0]["honorLabels"] is True
     assert "demo-faceswap-workers" in by_kind(objects, "PodMonitor")
+    policies = by_kind(objects, "NetworkPolicy")
+    metrics_rule = policies["demo-faceswap"]["spec"]["ingress"][1]
+    assert {p["port"] for p in metrics_rule["ports"]} == {port + 1000 for port in SERVICES.values()}
+    assert policies["demo-faceswap-job-api"]["spec"]["ingress"][0]["ports"] == [
+        {"port": 50050, "protocol": "TCP"}
+    ]
 
 
 def test_external_s3_profile_uses_existing_secrets() -> None:
