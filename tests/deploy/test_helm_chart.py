@@ -221,3 +221,25 @@ def test_schema_rejects_bad_values(values: dict, field: str) -> None:
     with pytest.raises(helm_python.HelmError) as info:
         render(copy.deepcopy(values))
     assert field in str(info.value)
+
+
+def test_schema_is_valid_draft7_and_accepts_every_profile() -> None:
+    # Draft 7 keeps older Helm 3 releases (gojsonschema) and Helm 3.18+/4 on the same schema.
+    import jsonschema
+
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    jsonschema.Draft7Validator(schema).validate(defaults)
+    for name in PROFILES[1:]:
+        merged = copy.deepcopy(defaults)
+        _merge(merged, profile(name))
+        jsonschema.Draft7Validator(schema).validate(merged)
+
+
+def _merge(base: dict, override: dict) -> None:
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
