@@ -68,13 +68,16 @@ class ServiceGroup:
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self._fixed = set(self.ports)  # ports the caller chose are kept; ours move if taken meanwhile
         for name in SERVICES:
             self.ports.setdefault(name, free_port())
         self.env = {**os.environ, **self.env}
+        self._set_addresses()
+        self.env.setdefault("PYTHONUNBUFFERED", "1")
+
+    def _set_addresses(self) -> None:
         for name, var in ADDR_ENV.items():
             self.env[var] = f"127.0.0.1:{self.ports[name]}"
-        self.env.setdefault("FACESWAP_METRICS_PORT", "0")  # avoid port+1000 clashes between groups
-        self.env.setdefault("PYTHONUNBUFFERED", "1")
 
     def address(self, name: str) -> str:
         return f"127.0.0.1:{self.ports[name]}"
@@ -84,16 +87,38 @@ class ServiceGroup:
         return self.address("orchestrator")
 
     def start(self, timeout: float = 120.0) -> ServiceGroup:
-        for name in self.services:
-            self.start_one(name, wait=False)
-        self.wait_healthy(self.services, timeout)
+        # The services first, then the orchestrator with their final addresses.
+        workers = [n for n in self.services if n != "orchestrator"]
+        self._start_many(workers, timeout)
+        if "orchestrator" in self.services:
+            self._start_many(["orchestrator"], timeout)
         return self
+
+    def _start_many(self, names: list[str], timeout: float, attempts: int = 3) -> None:
+        for attempt in range(attempts):
+            self._set_addresses()
+            for name in names:
+                self.start_one(name, wait=False)
+            try:
+                self.wait_healthy(names, timeout)
+                return
+            except Unavailable:
+                # A free port picked earlier can be taken by another program before the child binds it.
+                failed = [n for n in names if self.procs[n].poll() is not None and n not in self._fixed]
+                if not failed or attempt == attempts - 1:
+                    raise
+                for name in names:
+                    self.kill(name)
+                for name in failed:
+                    self.ports[name] = free_port()
 
     def start_one(self, name: str, wait: bool = True, timeout: float = 120.0) -> None:
         log = subprocess.DEVNULL
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+        # An explicit free metrics port: the default (gRPC port + 1000) can collide with a sibling.
+        env = {**self.env, "FACESWAP_METRICS_PORT": str(free_port())}
         self.procs[name] = subprocess.Popen(
             [
                 sys.executable,
@@ -102,7 +127,7 @@ class ServiceGroup:
                 "--port",
                 str(self.ports[name]),
             ],
-            env=self.env,
+            env=env,
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -49,6 +49,7 @@ STAGE_RETRIES = Counter(
     "faceswap_orchestrator_stage_retries_total", "Transient stage failures retried", ["stage"]
 )
 SHORT_TIMEOUT = 30.0
+STOP_GRACE_SECONDS = 60.0  # how long a cancelled job waits for the trainer to checkpoint and stop
 B_VIDEO_MAX_FRAMES = 500  # frames of B's video scanned for faces; more adds time, not variety
 
 
@@ -67,7 +68,8 @@ class Context(Protocol):
 
     job_id: str
     outputs: dict[str, Any]
-    cancelled: threading.Event
+    cancelled: threading.Event  # set on cancel and on shutdown / lost lease
+    stopping: threading.Event  # set on shutdown / lost lease only: the job continues elsewhere
 
     def progress(
         self,
@@ -402,8 +404,12 @@ class JobRunner:
         def on_cancel() -> None:
             while not finished.is_set():
                 if ctx.cancelled.wait(0.25):
+                    if ctx.stopping.is_set():
+                        call.cancel()  # orchestrator shutdown: training goes on, the next owner follows it
+                        return
                     stop_requested.set()
                     try:
+                        # The run saves a checkpoint and stops; the stream then reports STOPPED and ends.
                         self.clients.trainer.StopTraining(
                             trainer_pb2.StopTrainingRequest(model_prefix=model_prefix),
                             timeout=SHORT_TIMEOUT,
@@ -413,8 +419,10 @@ class JobRunner:
                         log.warning(
                             "StopTraining failed: %s", exc.details() if hasattr(exc, "details") else exc
                         )
-                    finally:
                         call.cancel()
+                        return
+                    if not finished.wait(STOP_GRACE_SECONDS):
+                        call.cancel()  # the trainer did not stop in time: stop waiting for it
                     return
 
         watcher = threading.Thread(target=on_cancel, daemon=True, name=f"cancel-{ctx.job_id[:8]}")

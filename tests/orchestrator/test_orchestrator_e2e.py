@@ -142,7 +142,7 @@ def test_cancel_stops_training(local_services: ServiceGroup, clips) -> None:
         status = trainer.GetTraining(
             trainer_pb2.GetTrainingRequest(model_prefix=f"jobs/{job_id}/model"), timeout=10
         )
-        assert status.status.state == trainer_pb2.TRAINING_STATE_STOPPED
+        assert status.status.state == trainer_pb2.TRAINING_STATE_STOPPED  # stopped before CANCELLED
         step = status.status.step
         time.sleep(2)
         again = trainer.GetTraining(
