@@ -88,8 +88,19 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"losses": {"a": 1}} -> {"losses.a": 1}: nested figures (the trainer's per-identity losses)."""
+    flat: dict[str, Any] = {}
+    for key, value in record.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def _from_records(records: list[Any]) -> Series:
-    records = [r for r in records if isinstance(r, dict)]
+    records = [_flatten(r) for r in records if isinstance(r, dict)]
     if not records:
         return {}
     columns: list[str] = []

@@ -103,10 +103,11 @@ def rms_percent(energies: Sequence[float]) -> float:
 
 # --- blending ---------------------------------------------------------------------------------------
 
-# Border rings at these multiples of the ring width inside (-) and outside (+) the landmark hull: the
-# converter's mask edge may sit a little off the hull (eroded, feathered), so a seam is looked for
-# across a small range and the worst ring counts.
-RING_OFFSETS = (-2, -1, 0, 1, 2)
+# Border rings, in ring widths from the landmark hull's edge: 0 = the band just inside the edge,
+# 1 = the band just outside. A seam shows as gradient on the edge that the source frame does not have;
+# rings deeper inside would measure the new face's own features (brows, make-up), not the blend.
+RING_OFFSETS = (0, 1)
+RING_WIDTH = 0.04  # of the inter-ocular distance
 
 
 @dataclass
@@ -133,7 +134,7 @@ def border_geometry(landmarks: np.ndarray, frame_shape: tuple[int, ...]) -> Bord
     iod = inter_ocular(landmarks)
     if iod <= 1:
         return None
-    width_px = max(2, round(0.06 * iod))  # ring and band thickness, scaled with the face
+    width_px = max(2, round(RING_WIDTH * iod))  # ring and band thickness, scaled with the face
     margin = width_px * (max(RING_OFFSETS) + 3)
     x0 = max(0, int(landmarks[:, 0].min()) - margin)
     y0 = max(0, int(landmarks[:, 1].min()) - margin)
@@ -153,7 +154,7 @@ def border_geometry(landmarks: np.ndarray, frame_shape: tuple[int, ...]) -> Bord
             return cv2.erode(mask, kernel, iterations=-steps) > 0
         return mask > 0
 
-    levels = {s: grown(s) for s in range(min(RING_OFFSETS) - 1, max(RING_OFFSETS) + 1)}
+    levels = {s: grown(s) for s in range(min(-1, min(RING_OFFSETS) - 1), max(RING_OFFSETS) + 1)}
     # Ring k: the pixels between the hull grown by k-1 and by k widths (k=0: just inside the edge).
     rings = [levels[k] & ~levels[k - 1] for k in RING_OFFSETS]
     return BorderGeometry(

@@ -18,6 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from services.evaluate import metrics as m
 from services.evaluate import svg
 from services.evaluate.core import EvalResult
 from services.evaluate.faces import SAME_PERSON_DISTANCE
@@ -206,8 +207,9 @@ def _blending_section(result: EvalResult) -> str:
     rings = ", ".join(f"{k}: {_num(v)}" for k, v in s["gradient_ratio_by_ring"].items())
     return f"""
 <section id="blending"><h2>Blending</h2>
-<p>Measured on rings around the convex hull of the source's 68 landmarks (where the new face was
-pasted), inside (-) and outside (+) its edge; the same pixels of the source frame are the reference.</p>
+<p>Measured on two thin bands along the convex hull of the source's 68 landmarks (where the new face
+was pasted): ring 0 just inside the edge, ring 1 just outside (each {m.RING_WIDTH * 100:.0f}% of the inter-ocular
+distance wide). The same pixels of the source frame are the reference; the worse ring counts.</p>
 {svg.render(grad_plot)}
 {svg.render(colour_plot)}
 {

@@ -96,6 +96,28 @@ def test_border_measure_sees_a_seam() -> None:
     assert max(seam.gradient) > 20 and seam.delta_e > 10
 
 
+def test_seam_on_a_real_face_fails_and_a_feathered_blend_passes(
+    shared_data: Path, analyzer: FaceAnalyzer
+) -> None:
+    image = cv2.imread(str(shared_data / "faces" / "angelina_jolie" / "deepface_img11.jpg"))
+    points, _ = analyzer.analyse(image, analyzer.detect(image)[0].box)
+    geometry = m.border_geometry(points, image.shape)
+    mask = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillConvexPoly(mask, cv2.convexHull(points.astype(np.int32)), 255)
+    recoloured = cv2.add(image, np.full_like(image, (0, 45, 80)))  # a face of another skin tone
+    hard = np.where(mask[..., None] > 0, recoloured, image)
+    alpha = cv2.GaussianBlur(cv2.erode(mask, np.ones((9, 9), np.uint8)), (41, 41), 0)[..., None] / 255.0
+    soft = (recoloured * alpha + image * (1 - alpha)).astype(np.uint8)
+    source = m.measure_border(image, geometry)
+
+    def jump(img: np.ndarray) -> float:
+        return max(
+            o / s for o, s in zip(m.measure_border(img, geometry).gradient, source.gradient, strict=True)
+        )
+
+    assert jump(hard) > 1.2 >= jump(soft)
+
+
 def test_iou_matching() -> None:
     assert m.iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1
     assert m.best_match((0, 0, 10, 10), [(50, 50, 60, 60), (1, 1, 11, 11)]) == 1
@@ -113,6 +135,9 @@ def test_loss_log_formats(tmp_path: Path) -> None:
         series = load_loss_log(tmp_path / name)
         assert set(series) == {"loss_a", "loss_b"}, name
         assert series["loss_a"][0] == (1.0, 1.0) and series["loss_b"][-1] == (5.0, 0.4)
+    nested = [{"step": 10, "losses": {"a": 0.2, "b": 0.3}}, {"step": 20, "losses": {"a": 0.1, "b": 0.2}}]
+    (tmp_path / "nested.json").write_text(json.dumps(nested))
+    assert load_loss_log(tmp_path / "nested.json")["losses.b"] == [(10.0, 0.3), (20.0, 0.2)]
     (tmp_path / "lists.json").write_text(json.dumps({"loss": [0.5, 0.4, 0.3]}))
     assert load_loss_log(tmp_path / "lists.json") == {"loss": [(0.0, 0.5), (1.0, 0.4), (2.0, 0.3)]}
     (tmp_path / "bad.json").write_text("{not json")
