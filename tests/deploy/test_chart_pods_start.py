@@ -1,4 +1,5 @@
-"""The chart's pods, run as local processes: each Deployment's command and env start a service that
+"""The chart's pods, run as local processes: the migration hook succeeds, then each Deployment's command
+and env start a service that
 answers the gRPC health probe on its port and serves /metrics on port + 1000.
 
 Only what a laptop cannot give is swapped: Secret references become values (S3 keys of a local S3
@@ -61,7 +62,8 @@ def test_rendered_deployments_start_and_pass_their_probes(
 ) -> None:
     ports = {svc: free_port() for svc in SERVICES}
     values = {"services": {svc: {"port": port} for svc, port in ports.items()}}
-    deployments = by_kind(manifests(values), "Deployment")
+    objects = manifests(values)
+    deployments = by_kind(objects, "Deployment")
     secrets = {
         "S3_ACCESS_KEY": s3_endpoint["S3_ACCESS_KEY"],
         "S3_SECRET_KEY": s3_endpoint["S3_SECRET_KEY"],
@@ -69,6 +71,13 @@ def test_rendered_deployments_start_and_pass_their_probes(
     }
     base = {k: v for k, v in os.environ.items() if not k.startswith(("FACESWAP_", "S3_"))}
     base["PYTHONPATH"] = str(ROOT)
+    # The migration hook Job first, as Helm runs it.
+    migrate = next(o for o in objects if o["kind"] == "Job" and "migrate" in o["metadata"]["name"])
+    (container,) = migrate["spec"]["template"]["spec"]["containers"]
+    env = {**_env(container, secrets, base), "FACESWAP_DATA_DIR": str(tmp_path / "orchestrator")}
+    command = [str(Path(sys.executable).with_name(c)) if c == "faceswap" else c for c in container["command"]]
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
     procs: dict[str, subprocess.Popen] = {}
     try:
         for svc in SERVICES:
