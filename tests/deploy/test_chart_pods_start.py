@@ -1,6 +1,6 @@
-"""The chart's pods, run as local processes: the migration hook succeeds, then each Deployment's command
-and env start a service that
-answers the gRPC health probe on its port and serves /metrics on port + 1000.
+"""The chart's pods, run as local processes: the migration hook succeeds, then each Deployment's
+command and env start a service that answers the gRPC health probe on its port and serves /metrics
+on port + 1000, and drains on SIGTERM within the grace period.
 
 Only what a laptop cannot give is swapped: Secret references become values (S3 keys of a local S3
 server, SQLite for the job database) and headless-Service names become 127.0.0.1.
