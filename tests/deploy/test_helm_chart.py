@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -194,6 +195,18 @@ def test_helm_lint_passes() -> None:
         report = helm_python.lint(str(CHART), profile(name), strict=True, kube_version="v1.30.0")
         problems = [m for m in report["messages"] if m["severity"] >= 2] + report["errors"]
         assert not problems, (name, problems)
+
+
+def test_chart_packages_and_renders_from_the_archive(tmp_path: Path) -> None:
+    import helm_python
+
+    archive = helm_python.package(str(CHART), destination=str(tmp_path))
+    assert Path(archive).name == "faceswap-0.1.0.tgz"
+    with helm_python.Chart.load(archive) as chart:
+        rendered = chart.render({}, name="demo", namespace=NAMESPACE)
+    assert json.loads(
+        yaml.safe_load(rendered["faceswap/templates/dashboard-configmap.yaml"])["data"]["faceswap.json"]
+    )
 
 
 BAD_VALUES = [
