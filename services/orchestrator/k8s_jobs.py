@@ -30,6 +30,22 @@ from kubernetes import client as k8s
 
 from services.common.errors import InvalidArgument, NotFound
 
+K8S_ENV_DOCS: dict[str, tuple[str, str]] = {
+    "FACESWAP_RUNNER": (
+        "",
+        "'kubernetes': training and conversion run as Kubernetes Jobs (set by the chart)",
+    ),
+    "FACESWAP_K8S_JOB_CONFIG": (
+        "",
+        "JSON file with the worker Jobs' image, env and placement (chart ConfigMap)",
+    ),
+    "FACESWAP_K8S_NAMESPACE": ("", "namespace for the Jobs (default: the pod's own namespace)"),
+    "FACESWAP_WORKER_METRICS_PORT": ("0", "/metrics port of a worker pod (0 = none; the chart sets 9090)"),
+    "FACESWAP_WORKER_OPTIONS": (
+        "",
+        "TrainOptions/ConvertOptions JSON for the worker when --options is absent",
+    ),
+}
 RUNNER_ENV = "FACESWAP_RUNNER"
 CONFIG_ENV = "FACESWAP_K8S_JOB_CONFIG"
 NAMESPACE_ENV = "FACESWAP_K8S_NAMESPACE"
