@@ -4,22 +4,37 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import signal
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import grpc
 from google.protobuf import json_format
 
 from services.common.config import load_settings
-from services.common.errors import InvalidArgument, NotFound
+from services.common.errors import InvalidArgument, NotFound, from_rpc_error
 from services.common.pb.faceswap.v1 import jobs_pb2
 from services.orchestrator.client import TERMINAL, JobClient, state_name
 from services.orchestrator.jobs import IMAGE_EXTS, VIDEO_EXTS
 from services.orchestrator.launcher import SERVICES, ServiceGroup, health_ok
+
+
+def _rpc_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A failed call prints its status message (faceswap: error: ...), never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+
+    return wrapper
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -232,6 +247,7 @@ def run_swap(
     return final
 
 
+@_rpc_errors
 def cmd_swap(args: argparse.Namespace) -> int:
     with _job_api(args) as (address, embedded), JobClient(address) as client:
         spec = build_swap_spec(client, args)
@@ -271,6 +287,7 @@ def _client(args: argparse.Namespace) -> JobClient:
     return JobClient(address)
 
 
+@_rpc_errors
 def cmd_jobs_list(args: argparse.Namespace) -> int:
     state = 0
     if args.state:
@@ -294,12 +311,14 @@ def cmd_jobs_list(args: argparse.Namespace) -> int:
     return 0
 
 
+@_rpc_errors
 def cmd_jobs_get(args: argparse.Namespace) -> int:
     with _client(args) as client:
         _print_job(client.get(args.name), args.json)
     return 0
 
 
+@_rpc_errors
 def cmd_jobs_watch(args: argparse.Namespace) -> int:
     with _client(args) as client:
         bars = ProgressBars()
@@ -311,6 +330,7 @@ def cmd_jobs_watch(args: argparse.Namespace) -> int:
     return 0 if final.state == jobs_pb2.JOB_STATE_SUCCEEDED else 1
 
 
+@_rpc_errors
 def cmd_jobs_cancel(args: argparse.Namespace) -> int:
     with _client(args) as client:
         _print_job(client.cancel(args.name), args.json)

@@ -88,6 +88,7 @@ class JobKeys:
         self.faces_a = join_key(self.root, "faces_a")
         self.faces_b = join_key(self.root, "faces_b")
         self.model = join_key(self.root, "model")
+        self.loss_log = join_key(self.root, "train_loss.json")
         self.converted = join_key(self.root, "converted")
         self.output = join_key(self.root, "output.mp4")
         self.report = join_key(self.root, "report.html")

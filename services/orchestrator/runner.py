@@ -332,6 +332,8 @@ class JobRunner:
             options=spec.options.train,
         )
         started, attempt, restarts = time.monotonic(), 0, 0
+        # The loss curve for the quality report: what earlier attempts recorded plus what we see now.
+        history = self._load_history(keys)
         while True:
             try:
                 status = self._training_status(ctx, keys.model)
@@ -348,9 +350,11 @@ class JobRunner:
                     note = status.message or f"training from step {status.step}"
                     ctx.progress(stage, status.step, status.total_steps, message=note)
                 if status.state in (trainer_pb2.TRAINING_STATE_RUNNING, trainer_pb2.TRAINING_STATE_STOPPING):
-                    status = self._watch_training(ctx, keys.model)
+                    status = self._watch_training(ctx, keys.model, history)
                     started, attempt = time.monotonic(), 0  # progress was made: a fresh retry budget
             except grpc.RpcError as exc:
+                if history:
+                    self.objects.put_json(keys.loss_log, history)  # kept for the resumed attempt
                 attempt = self._retry_or_raise(ctx, stage, exc, started, attempt)
                 continue
             if status.state == trainer_pb2.TRAINING_STATE_SUCCEEDED or (
@@ -358,6 +362,8 @@ class JobRunner:
             ):
                 if status.state == trainer_pb2.TRAINING_STATE_STOPPED:
                     ctx.progress(stage, status.step, status.total_steps, message=status.message, force=True)
+                if history:
+                    self.objects.put_json(keys.loss_log, history)
                 return {
                     "model_prefix": keys.model,
                     "step": int(status.step),
@@ -379,6 +385,13 @@ class JobRunner:
                 raise StageFailed(stage, grpc.StatusCode.ABORTED, "training keeps stopping; giving up")
             self._sleep(ctx, 2.0)
 
+    def _load_history(self, keys: JobKeys) -> list[dict[str, float]]:
+        try:
+            data = self.objects.get_json(keys.loss_log)
+            return [r for r in data if isinstance(r, dict) and "step" in r] if isinstance(data, list) else []
+        except Exception:
+            return []
+
     def _training_status(self, ctx: Context, model_prefix: str) -> trainer_pb2.TrainingStatus | None:
         try:
             return self.clients.trainer.GetTraining(
@@ -391,7 +404,9 @@ class JobRunner:
                 return None
             raise
 
-    def _watch_training(self, ctx: Context, model_prefix: str) -> trainer_pb2.TrainingStatus:
+    def _watch_training(
+        self, ctx: Context, model_prefix: str, history: list[dict[str, float]]
+    ) -> trainer_pb2.TrainingStatus:
         """Follows the run until it ends; on cancel asks the trainer to checkpoint and stop."""
         call = self.clients.trainer.WatchTraining(
             trainer_pb2.WatchTrainingRequest(model_prefix=model_prefix),
@@ -432,6 +447,12 @@ class JobRunner:
         try:
             for resp in call:
                 last = resp.status
+                if (
+                    last.step
+                    and (not history or history[-1]["step"] < last.step)
+                    and (last.loss_a or last.loss_b)
+                ):
+                    history.append({"step": last.step, "loss_a": last.loss_a, "loss_b": last.loss_b})
                 # The trainer's own notes ("resuming from step 40", "time budget spent") become events.
                 note = last.message if last.message and last.message != said else None
                 said = last.message or said
@@ -552,7 +573,7 @@ class JobRunner:
         options: dict[str, Any] = {}
         if spec.options.evaluate_max_frames:
             options["max_frames"] = int(spec.options.evaluate_max_frames)
-        loss_log = join_key(keys.model, "loss_log.json")
+        loss_log = keys.loss_log
 
         def on_progress(done: int, total: int) -> None:
             if ctx.cancelled.is_set():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import pytest
 from services.common.pb.faceswap.v1 import jobs_pb2
 from services.orchestrator.client import TERMINAL, JobClient
 from services.orchestrator.launcher import ServiceGroup
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +67,46 @@ def test_dead_service_is_retried_then_fails_clearly(media_only: ServiceGroup, cl
     assert final.error.code == 14  # UNAVAILABLE
     assert "gave up" in final.error.message
     assert any("retrying" in m for m in messages)
+
+
+def _faceswap(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
+    """The CLI in process (the same main() as the console script, without a Python start-up)."""
+    from services.cli import main
+
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_jobs_commands(media_only: ServiceGroup, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    server = ["--server", media_only.jobs_address]
+    with JobClient(media_only.jobs_address) as client:
+        photo = tmp_path / "b.jpg"
+        photo.write_bytes(b"x")
+        video = tmp_path / "a.mp4"
+        video.write_bytes(b"not a video")
+        job, _ = client.submit(
+            jobs_pb2.SwapJobSpec(video=client.upload(video), faces_b=[client.upload(photo)])
+        )
+        _wait_end(client, job.name)
+    code, out, _ = _faceswap(capsys, "jobs", *server, "list")
+    assert code == 0 and job.name in out
+    code, out, _ = _faceswap(capsys, "jobs", *server, "get", job.name, "--json")
+    assert code == 0 and json.loads(out)["state"] == "JOB_STATE_FAILED"
+    code, out, err = _faceswap(capsys, "jobs", *server, "watch", job.name)
+    assert code == 1 and "media_extract" in out + err
+    code, _, err = _faceswap(capsys, "jobs", *server, "get", "jobs/" + "0" * 32)
+    assert code == 2 and "not found" in err
+    code, _, err = _faceswap(capsys, "jobs", *server, "list", "--state", "sleeping")
+    assert code == 2 and "--state" in err
+
+
+def test_cli_swap_remote_without_server_fails_clearly(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from services.orchestrator.launcher import free_port
+
+    code, _, err = _faceswap(
+        capsys,
+        *("swap", str(SAMPLES / "liveportrait_s18.mp4"), "--faces-b", str(tmp_path)),
+        *("-o", str(tmp_path / "o.mp4"), "--remote", "--server", f"127.0.0.1:{free_port()}"),
+    )
+    assert code == 2 and "no job API answers" in err
