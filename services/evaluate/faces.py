@@ -62,6 +62,9 @@ class FaceAnalyzer:
         self._detector = dlib.get_frontal_face_detector()
         self._predictor = dlib.shape_predictor(str(model_path(LANDMARKS_FILE)))
         self._encoder = dlib.face_recognition_model_v1(str(model_path(EMBEDDING_FILE)))
+        # dlib's DNN keeps working buffers in the net object: one call at a time per instance (the
+        # orchestrator may evaluate two jobs in threads; dlib holds the GIL anyway, so nothing is lost).
+        self._busy = threading.Lock()
 
     @classmethod
     def shared(cls) -> FaceAnalyzer:
@@ -83,9 +86,10 @@ class FaceAnalyzer:
         scale = max_side / longest if longest > max_side else (320 / longest if longest < 320 else 1.0)
         small = image_bgr if scale == 1.0 else cv2.resize(image_bgr, None, fx=scale, fy=scale)
         rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
-        rects, scores, _ = self._detector.run(rgb, 0, 0.0)
-        if not len(rects) and retry and self.upsample > 0:
-            rects, scores, _ = self._detector.run(rgb, self.upsample, 0.0)
+        with self._busy:
+            rects, scores, _ = self._detector.run(rgb, 0, 0.0)
+            if not len(rects) and retry and self.upsample > 0:
+                rects, scores, _ = self._detector.run(rgb, self.upsample, 0.0)
         faces = []
         for rect, score in zip(rects, scores, strict=True):
             box = (
@@ -99,19 +103,22 @@ class FaceAnalyzer:
 
     def landmarks(self, image_bgr: np.ndarray, box: tuple[int, int, int, int]) -> dlib.full_object_detection:
         rgb = _rgb(image_bgr)
-        return self._predictor(rgb, dlib.rectangle(*[int(v) for v in box]))
+        with self._busy:
+            return self._predictor(rgb, dlib.rectangle(*[int(v) for v in box]))
 
     def embed(self, image_bgr: np.ndarray, shape: dlib.full_object_detection) -> np.ndarray:
         """128-D embedding of the face whose 68 landmarks are ``shape`` (no jitter: deterministic)."""
-        return np.asarray(self._encoder.compute_face_descriptor(_rgb(image_bgr), shape), dtype=np.float64)
+        rgb = _rgb(image_bgr)
+        with self._busy:
+            return np.asarray(self._encoder.compute_face_descriptor(rgb, shape), dtype=np.float64)
 
     def analyse(self, image_bgr: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
         """(68x2 landmarks, 128-D embedding) of the face in ``box``; one RGB conversion for both."""
         rgb = _rgb(image_bgr)
-        shape = self._predictor(rgb, dlib.rectangle(*[int(v) for v in box]))
-        points = shape_to_array(shape)
-        embedding = np.asarray(self._encoder.compute_face_descriptor(rgb, shape), dtype=np.float64)
-        return points, embedding
+        with self._busy:
+            shape = self._predictor(rgb, dlib.rectangle(*[int(v) for v in box]))
+            embedding = np.asarray(self._encoder.compute_face_descriptor(rgb, shape), dtype=np.float64)
+        return shape_to_array(shape), embedding
 
 
 def _rgb(image_bgr: np.ndarray) -> np.ndarray:

@@ -205,10 +205,11 @@ def _blending_section(result: EvalResult) -> str:
         y_min=0.0,
     )
     rings = ", ".join(f"{k}: {_num(v)}" for k, v in s["gradient_ratio_by_ring"].items())
+    band_pct = f"{m.RING_WIDTH * 100:.0f}"
     return f"""
 <section id="blending"><h2>Blending</h2>
 <p>Measured on two thin bands along the convex hull of the source's 68 landmarks (where the new face
-was pasted): ring 0 just inside the edge, ring 1 just outside (each {m.RING_WIDTH * 100:.0f}% of the inter-ocular
+was pasted): ring 0 just inside the edge, ring 1 just outside (each {band_pct}% of the inter-ocular
 distance wide). The same pixels of the source frame are the reference; the worse ring counts.</p>
 {svg.render(grad_plot)}
 {svg.render(colour_plot)}

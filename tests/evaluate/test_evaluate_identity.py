@@ -12,7 +12,7 @@ import pytest
 
 from services.common.errors import InvalidArgument, NotFound
 from services.evaluate import metrics as m
-from services.evaluate.core import build_b_set
+from services.evaluate.core import BSet, build_b_set
 from services.evaluate.faces import FaceAnalyzer
 from services.evaluate.loss_log import load_loss_log
 
@@ -22,14 +22,22 @@ def analyzer() -> FaceAnalyzer:
     return FaceAnalyzer.shared()
 
 
+PEOPLE = ("angelina_jolie", "katy_perry")
+
+
 def _photos(shared_data: Path, person: str) -> list[Path]:
     return sorted((shared_data / "faces" / person).glob("*.jpg"))
 
 
-def test_photo_is_closer_to_its_own_person_than_to_another(shared_data: Path, analyzer: FaceAnalyzer) -> None:
-    people = ("angelina_jolie", "katy_perry")
-    sets = {p: build_b_set(analyzer, _photos(shared_data, p), max_faces=20) for p in people}
-    for person, other in (people, people[::-1]):
+@pytest.fixture(scope="module")
+def photo_sets(shared_data: Path, analyzer: FaceAnalyzer) -> dict[str, BSet]:
+    """Every photo's embedding, per person, in file-name order."""
+    return {p: build_b_set(analyzer, _photos(shared_data, p), max_faces=20) for p in PEOPLE}
+
+
+def test_photo_is_closer_to_its_own_person_than_to_another(photo_sets: dict[str, BSet]) -> None:
+    sets = photo_sets
+    for person, other in (PEOPLE, PEOPLE[::-1]):
         embeddings = sets[person].embeddings
         assert len(embeddings) >= 7, sets[person].skipped
         for i, embedding in enumerate(embeddings):
@@ -40,6 +48,29 @@ def test_photo_is_closer_to_its_own_person_than_to_another(shared_data: Path, an
         assert sets[person].spread < 0.6
         cross = np.mean([m.mean_distance(e, sets[other].embeddings) for e in embeddings])
         assert cross > 0.6 > sets[person].spread
+
+
+def test_small_face_crops_work_as_a_b_set(
+    shared_data: Path, analyzer: FaceAnalyzer, photo_sets: dict[str, BSet], tmp_path: Path
+) -> None:
+    """The detector's face sets are 64-px aligned crops: they must still give a usable B set."""
+    for person in PEOPLE:
+        (tmp_path / person).mkdir()
+        for photo in _photos(shared_data, person)[:4]:
+            image = cv2.imread(str(photo))
+            left, top, right, bottom = analyzer.detect(image)[0].box
+            pad = (right - left) // 5
+            crop = image[max(0, top - pad) : bottom + pad, max(0, left - pad) : right + pad]
+            cv2.imwrite(str(tmp_path / person / f"{photo.stem}.png"), cv2.resize(crop, (64, 64)))
+    crops = {p: build_b_set(analyzer, tmp_path / p) for p in PEOPLE}
+    assert all(len(c.sources) == 4 for c in crops.values())
+    # The photos not cropped: near their own person's crops, far from the other's.
+    for name, embedding in zip(
+        photo_sets[PEOPLE[0]].sources[4:], photo_sets[PEOPLE[0]].embeddings[4:], strict=True
+    ):
+        own = m.mean_distance(embedding, crops[PEOPLE[0]].embeddings)
+        other = m.mean_distance(embedding, crops[PEOPLE[1]].embeddings)
+        assert own < 0.6 < other, (name, own, other)
 
 
 def test_reads_as_b_needs_threshold_and_closer_than_source() -> None:
