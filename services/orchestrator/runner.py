@@ -606,6 +606,18 @@ class JobRunner:
         }
 
 
+def make_runner(objects: ObjectStore, settings: OrchestratorSettings | None = None) -> JobRunner:
+    """The runner FACESWAP_RUNNER selects: '' = every stage through the services over gRPC,
+    'kubernetes' = training and conversion as Kubernetes Jobs (k8s_runner.py)."""
+    import os
+
+    if os.environ.get("FACESWAP_RUNNER", "") == "kubernetes":
+        from services.orchestrator.k8s_runner import KubernetesJobRunner  # imports the kubernetes client
+
+        return KubernetesJobRunner(objects, settings=settings)
+    return JobRunner(objects, settings=settings)
+
+
 def _budget_spent(status: trainer_pb2.TrainingStatus) -> bool:
     """The trainer stops a run whose max_seconds is spent: that run is done, not interrupted."""
     return "time budget" in status.message

@@ -32,7 +32,7 @@ from services.orchestrator.jobs import (
     spec_hash,
     validate_spec,
 )
-from services.orchestrator.runner import JobRunner
+from services.orchestrator.runner import make_runner
 from services.orchestrator.settings import OrchestratorSettings, load_orchestrator_settings
 from services.orchestrator.store import JobRecord, JobStore, open_job_store
 from services.orchestrator.worker import Scheduler
@@ -192,7 +192,7 @@ def build_spec(
     objects = store or open_store()
     jobs = job_store or open_job_store()
     settings = load_orchestrator_settings()
-    scheduler = Scheduler(jobs, JobRunner(objects, settings=settings), settings) if run_jobs else None
+    scheduler = Scheduler(jobs, make_runner(objects, settings), settings) if run_jobs else None
     servicer = JobServicer(jobs, objects, settings, scheduler)
 
     def register(server: grpc.Server) -> None:
