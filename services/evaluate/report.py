@@ -65,10 +65,11 @@ def _summary_section(result: EvalResult) -> str:
     verdict = "pass" if result.passed else "fail"
     rows = []
     for check in result.checks:
-        value = check["value"]
-        shown = f"{value * 100:.1f}%" if check["metric"].endswith("_share") and _ok(value) else _num(value)
-        limit = check["threshold"] * 100 if check["metric"].endswith("_share") else check["threshold"]
-        unit = "%" if check["metric"].endswith("_share") else ""
+        value, metric = check["value"], check["metric"]
+        share = metric.endswith("_share")
+        unit = "%" if share or metric.endswith("_pct") else "x" if metric.endswith("_ratio") else ""
+        shown = f"{value * 100:.1f}%" if share and _ok(value) else _num(value) + (unit if _ok(value) else "")
+        limit = check["threshold"] * 100 if share else check["threshold"]
         if check["required"]:
             status = f'<span class="{"pass" if check["passed"] else "fail"}">' + (
                 "PASS" if check["passed"] else "FAIL"
@@ -83,11 +84,15 @@ def _summary_section(result: EvalResult) -> str:
     return f"""
 <section id="summary"><h2>Summary</h2>
 <div class="verdict {verdict}">{"PASS" if result.passed else "FAIL"}: issue 11 thresholds</div>
-<p>{s["frames_with_face"]} of {s["frames_sampled"]} sampled frames have a face (every {s["sample_every"]}.
-frame of {s["frames_total"]}, {_num(s["fps"])} fps, {s["width"]}x{s["height"]});
+<p>{s["frames_with_face"]} of {s["frames_sampled"]} scored frames have a face (one frame in
+{s["sample_every"]} of {s["frames_total"]}, {_num(s["fps"])} fps, {s["width"]}x{s["height"]});
 B set: {result.b_set["faces"]} faces. Evaluated in {_num(s["seconds"])} s.</p>
 <table><tr><th>figure</th><th>metric</th><th>value</th><th>threshold</th><th>result</th></tr>
 {"".join(rows)}</table>{notes}</section>"""
+
+
+def _pct(share: Any) -> str:
+    return f"{share * 100:.1f}%" if _ok(share) else "n/a"
 
 
 def _ok(value: Any) -> bool:
@@ -125,11 +130,11 @@ def _identity_section(result: EvalResult) -> str:
 {
         _table(
             [
-                ("read as B", f"{s['read_as_b_frames']} frames ({_num((s['read_as_b_share'] or 0) * 100)}%)"),
+                ("read as B", f"{s['read_as_b_frames']} frames ({_pct(s['read_as_b_share'])})"),
                 ("mean distance to B", s["mean_distance_to_b"]),
                 ("mean distance to source face", s["mean_distance_to_source"]),
                 ("source face to B (reference)", s["source_distance_to_b"]),
-                ("swapped face found by the detector", s["swapped_detected_share"]),
+                ("swapped face found by the detector", _pct(s["swapped_detected_share"])),
                 ("B set spread (mean pairwise distance)", result.b_set["spread"]),
             ]
         )
