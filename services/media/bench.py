@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from services.common.storage import LocalStore
-from services.media.core import encode_video, extract_frames, find_ffmpeg, probe, read_frames
+from services.media.core import PNG_LEVEL, encode_video, extract_frames, find_ffmpeg, probe, read_frames
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIP = ROOT / "samples" / "liveportrait_s18.mp4"
@@ -144,8 +144,10 @@ def run(quick: bool, workdir: Path) -> list[dict]:
         nonlocal ffmpeg_rss
         shutil.rmtree(plain_dir, ignore_errors=True)
         plain_dir.mkdir()
+        # Same PNG settings as ours (zlib level 1, "up" filter), so both write the same kind of file.
+        png = ["-compression_level", str(PNG_LEVEL), "-pred", "up", "-start_number", "0"]
         seconds, rss = _plain_ffmpeg(
-            ["-i", str(CLIP), "-frames:v", str(frames), "-start_number", "0", str(plain_dir / "%08d.png")]
+            ["-i", str(CLIP), "-frames:v", str(frames), *png, str(plain_dir / "%08d.png")]
         )
         ffmpeg_rss = max(ffmpeg_rss, rss)
         return seconds
@@ -157,7 +159,7 @@ def run(quick: bool, workdir: Path) -> list[dict]:
             frames,
             ours,
             _best(repeats, plain_extract, "plain"),
-            "ffmpeg -i clip %08d.png",
+            "ffmpeg -i clip -compression_level 1 -pred up %08d.png",
             max(_self_rss_mb(), _children_rss_mb()),
         )
     )
