@@ -141,6 +141,7 @@ class Tracked:
     landmarks: np.ndarray
     relation: np.ndarray
     score: float
+    identity_distance: float | None = None  # measured at detection, carried along the track
 
 
 def track_face(

@@ -151,7 +151,7 @@ def get_pool(jobs: int) -> ProcessPoolExecutor:
         if _pool is not None:
             _pool[1].shutdown(wait=False, cancel_futures=True)
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["services.detector.worker"])
+        ctx.set_forkserver_preload(["services.detector.preload"])
         pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker)
         _pool = (jobs, pool)
         return pool
@@ -389,13 +389,14 @@ def run_extraction(
     alignments = Alignments(size=options.size, coverage=options.coverage, detector=options.detector)
     deduper = Deduper(options.dedupe_distance) if options.dedupe_distance > 0 else None
     start = time.perf_counter()
+    written: set[str] = set()
     for result in run_frames(tasks, options.frame_options(max_side), options.jobs):
         apply_dedupe(result, deduper)
         record = result.record
         for n, (face, crop) in enumerate(zip(record.faces, result.crops, strict=True)):
             if options.save_faces:
                 face.face_key = join_key(FACES_DIR, f"{record.index:08d}_{n}.png")
-                out_store.put_bytes(join_key(output_prefix, face.face_key), encode_png(crop))
+                written.add(out_store.put_bytes(join_key(output_prefix, face.face_key), encode_png(crop)).key)
         alignments.frames.append(record)
         _record_metrics(result, options.detector)
         summary.frames_total += 1
@@ -410,6 +411,11 @@ def run_extraction(
     metrics.FRAMES_PER_SECOND.set(summary.frames_per_second)
     summary.alignments_key = join_key(output_prefix, ALIGNMENTS_NAME)
     out_store.put_bytes(summary.alignments_key, alignments.dumps())
+    # Crops left by an earlier run into the same folder would leak into training: drop them,
+    # only now that the new set is complete.
+    for key in list(out_store.list(join_key(output_prefix, FACES_DIR))):
+        if key not in written:
+            out_store.delete(key)
     log.info(
         "extracted %d faces from %d frames in %.1fs (%.2f frames/s)",
         summary.faces_total,
@@ -473,6 +479,11 @@ def extract_from_path(
         tasks = (FrameTask(i, p.name, str(p)) for i, p in items)
         max_side = _photo_max_side(options, [p.name for _, p in items])
         return run_extraction(tasks, options, out_store, "", max_side, on_progress)
+    if input_path.is_file() and _is_image_name(input_path.name):  # a single photo
+        tasks = iter([FrameTask(0, input_path.name, str(input_path))])
+        return run_extraction(
+            tasks, options, out_store, "", _photo_max_side(options, [input_path.name]), on_progress
+        )
     if input_path.is_file():
         tasks = (FrameTask(i, f"{i:08d}", frame) for i, frame in read_video_frames(input_path))
         return run_extraction(tasks, options, out_store, "", None, on_progress)

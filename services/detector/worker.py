@@ -98,7 +98,8 @@ def process_frame(
     record.height, record.width = image.shape[:2]
     gray = to_gray(image)
 
-    faces: list[tuple[tuple[int, int, int, int], float, np.ndarray, np.ndarray]] = []
+    # (box, score, landmarks, box relation for tracking, identity distance known from the track)
+    faces: list[tuple[tuple[int, int, int, int], float, np.ndarray, np.ndarray, float | None]] = []
     next_tracked: list[Tracked] = []
     detect_seconds = 0.0
     detected = force_detect or not tracked
@@ -110,18 +111,17 @@ def process_frame(
                 faces = []
                 break
             box, landmarks = hit
-            faces.append((box, prev.score, landmarks, prev.relation))
+            faces.append((box, prev.score, landmarks, prev.relation, prev.identity_distance))
     if detected:
         start = time.perf_counter()
         found = detect_faces(image, opts.detector, opts.upsample, opts.detect_max_side, gray=gray)
         detect_seconds = time.perf_counter() - start
         for det in found:
             landmarks = predict_landmarks(gray, det.box)
-            faces.append((det.box, det.score, landmarks, box_relation(det.box, landmarks)))
+            faces.append((det.box, det.score, landmarks, box_relation(det.box, landmarks), None))
 
     crops = []
-    for box, score, landmarks, relation in faces:
-        next_tracked.append(Tracked(landmarks, relation, score))
+    for box, score, landmarks, relation, known_distance in faces:
         crop, matrix = align_face(image, landmarks, opts.size, opts.coverage)
         face = FaceRecord(
             box=[int(v) for v in box],
@@ -130,15 +130,18 @@ def process_frame(
             matrix=[[float(v) for v in row] for row in matrix],
         )
         if opts.references:
-            face.identity_distance = round(
-                nearest_distance(face_embedding(image, landmarks, box), opts.references), 4
-            )
+            # A tracked face is the person seen at its detection: reuse that distance (the
+            # embedding costs more than the detection it saves).
+            if known_distance is None:
+                known_distance = nearest_distance(face_embedding(image, landmarks, box), opts.references)
+            face.identity_distance = round(known_distance, 4)
             if face.identity_distance > opts.identity_threshold:
                 face.reason = f"identity distance {face.identity_distance:.3f} > {opts.identity_threshold}"
         if not face.reason and opts.min_sharpness > 0:
             value = sharpness(crop)
             if value < opts.min_sharpness:
                 face.reason = f"blurry: sharpness {value:.1f} < {opts.min_sharpness}"
+        next_tracked.append(Tracked(landmarks, relation, score, known_distance))
         if face.reason:
             record.rejected.append(face)
         else:

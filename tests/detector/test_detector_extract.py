@@ -37,7 +37,18 @@ def put_frames(store: ObjectStore, prefix: str, frames: list[np.ndarray]) -> Non
     store.put_json(f"{prefix}/index.json", {"frames": len(frames)})
 
 
+def metric(name: str, **labels: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 def test_extract_from_frames_prefix(local_store: ObjectStore, clip_frames: list[np.ndarray]) -> None:
+    before = {
+        "faces": metric("faceswap_detector_faces_total"),
+        "unreadable": metric("faceswap_detector_frames_total", status="unreadable"),
+        "latency": metric("faceswap_detector_detect_seconds_count", detector="hog"),
+    }
     put_frames(local_store, "jobs/j1/frames", clip_frames)
     local_store.put_bytes(f"jobs/j1/frames/{N_FRAMES:08d}.png", b"\x89PNG\r\n\x1a\n garbage")
     options = DetectOptions(detect_max_side=640, jobs=2)
@@ -46,6 +57,10 @@ def test_extract_from_frames_prefix(local_store: ObjectStore, clip_frames: list[
     assert summary.faces_total == N_FRAMES
     assert summary.frames_unreadable == 1 and summary.frames_without_face == 0
     assert summary.alignments_key == "jobs/j1/faces_a/alignments.json"
+    assert metric("faceswap_detector_faces_total") - before["faces"] == N_FRAMES
+    assert metric("faceswap_detector_frames_total", status="unreadable") - before["unreadable"] == 1
+    assert metric("faceswap_detector_detect_seconds_count", detector="hog") - before["latency"] == N_FRAMES
+    assert metric("faceswap_detector_frames_per_second") > 0
 
     raw = local_store.get_bytes(summary.alignments_key)
     alignments = Alignments.loads(raw)

@@ -1,0 +1,15 @@
+"""Imported once by the worker pool's fork server: workers are forked with dlib, OpenCV and the
+HOG + 68-landmark models already loaded (shared copy-on-write), so none pays the load time."""
+
+from __future__ import annotations
+
+import logging
+
+from services.detector import worker  # noqa: F401  (imports dlib, cv2, numpy)
+from services.detector.models import get_model
+
+try:
+    get_model("hog")
+    get_model("landmarks")
+except Exception as exc:  # workers load lazily and report the error themselves
+    logging.getLogger("faceswap.detector").warning("model preload failed: %s", exc)
