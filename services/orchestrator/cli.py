@@ -19,7 +19,7 @@ from google.protobuf import json_format
 from services.common.config import load_settings
 from services.common.errors import InvalidArgument, NotFound, from_rpc_error
 from services.common.pb.faceswap.v1 import jobs_pb2
-from services.orchestrator.client import TERMINAL, JobClient, state_name
+from services.orchestrator.client import JobClient, state_name
 from services.orchestrator.jobs import IMAGE_EXTS, VIDEO_EXTS
 from services.orchestrator.launcher import SERVICES, ServiceGroup, health_ok
 
@@ -225,14 +225,31 @@ class ProgressBars:
 
 
 def run_swap(
-    client: JobClient, spec: jobs_pb2.SwapJobSpec, output: Path, report: Path | None, request_id: str = ""
+    client: JobClient,
+    spec: jobs_pb2.SwapJobSpec,
+    output: Path,
+    report: Path | None,
+    request_id: str = "",
+    cancel_on_interrupt: bool = True,
 ) -> jobs_pb2.Job:
-    """Submits, follows with progress bars, downloads the output (and report). Returns the final job."""
+    """Submits, follows with progress bars, downloads the output (and report). Returns the final job.
+
+    Ctrl-C cancels the job when cancel_on_interrupt (the services stop with us); else it keeps running.
+    """
     job, created = client.submit(spec, request_id=request_id or uuid.uuid4().hex)
     print(f"{'submitted' if created else 'already submitted:'} {job.name}")
     bars = ProgressBars()
     try:
         final = client.wait(job.name, on_event=bars)
+    except KeyboardInterrupt:
+        bars.close()
+        if cancel_on_interrupt:
+            with contextlib.suppress(Exception):
+                client.cancel(job.name)
+            print(f"\ncancelled {job.name}", file=sys.stderr)
+        else:
+            print(f"\n{job.name} goes on; follow it with `faceswap jobs watch {job.name}`", file=sys.stderr)
+        raise
     finally:
         bars.close()
     if final.state != jobs_pb2.JOB_STATE_SUCCEEDED:
@@ -252,15 +269,8 @@ def cmd_swap(args: argparse.Namespace) -> int:
     with _job_api(args) as (address, embedded), JobClient(address) as client:
         spec = build_swap_spec(client, args)
         report = None if args.no_report else (args.report or args.output.with_suffix(".report.html"))
-        try:
-            final = run_swap(client, spec, args.output, report, args.request_id)
-        except KeyboardInterrupt:
-            if embedded:  # the services stop with us: do not leave a half-run job behind
-                with contextlib.suppress(Exception):
-                    for job in client.list().jobs:
-                        if job.state not in TERMINAL:
-                            client.cancel(job.name)
-            raise
+        # Embedded services stop with us: Ctrl-C cancels the job rather than leave it half-run.
+        final = run_swap(client, spec, args.output, report, args.request_id, cancel_on_interrupt=embedded)
     return 0 if final.state == jobs_pb2.JOB_STATE_SUCCEEDED else 1
 
 

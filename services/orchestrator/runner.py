@@ -50,7 +50,7 @@ STAGE_RETRIES = Counter(
 )
 SHORT_TIMEOUT = 30.0
 STOP_GRACE_SECONDS = 60.0  # how long a cancelled job waits for the trainer to checkpoint and stop
-B_VIDEO_MAX_FRAMES = 500  # frames of B's video scanned for faces; more adds time, not variety
+B_VIDEO_MAX_FRAMES = 300  # frames of B's video scanned for faces: more adds detection time, little variety
 
 
 class JobCancelled(Exception):
