@@ -58,7 +58,8 @@ IMAGE_FORMATS = {"png": "png", "jpg": "jpg", "jpeg": "jpg", "webp": "webp"}
 _FRAME_NAME = re.compile(r"^(.*?)(\d+)\.(png|jpe?g|webp)$", re.IGNORECASE)
 _IMAGE_EXT = re.compile(r"\.(png|jpe?g|webp)$", re.IGNORECASE)
 PNG_LEVEL = 1
-WORKERS = max(1, min(4, os.cpu_count() or 1))
+# Image encode/decode threads: like ffmpeg's own "auto" (cores + 1), so the codec threads stay busy.
+WORKERS = min(8, (os.cpu_count() or 1) + 1)
 
 
 @dataclass
