@@ -6,20 +6,22 @@ image under the best affine fit of that grid (Umeyama), so it is aligned with th
 without the non-linear distortion. The model thus learns to produce a clean face from a distorted
 one, which is what makes A -> B swaps work.
 
+``random_transform`` / ``random_warp`` are the seed's per-image OpenCV form (kept as the reference);
+training uses ``warp_batch``, the same warp batched with ``grid_sample`` on the training device.
 Each sample carries 5 channels (BGR + face hull + eyes/mouth) so masks move with the pixels.
 Batches are drawn from a generator seeded with (seed, step): the same step always sees the same
-batch, whichever thread built it, so a resumed run continues exactly where it stopped.
+batch, so a resumed run continues exactly where it stopped.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
+import math
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from services.trainer.data import FaceSet
 
@@ -112,129 +114,99 @@ class Batch:
     region: torch.Tensor  # (B, 1, S, S) eyes + mouth of the target
 
 
-def make_batch(
-    faces: FaceSet, batch_size: int, rng: np.random.Generator, cfg: AugmentConfig, augment: bool = True
-) -> Batch:
-    idx = rng.integers(0, len(faces), batch_size)
-    warped, target = [], []
-    for i in idx:
-        stack = np.dstack([faces.images[i], faces.masks[i], faces.regions[i]])
-        if augment:
-            stack = random_transform(stack, rng, cfg)
-            w, t = random_warp(stack, rng, cfg)
-        else:
-            w = t = stack
-        w = w.astype(np.float32) / 255.0
-        t = t.astype(np.float32) / 255.0
-        if augment:
-            colour_jitter([w, t], rng, cfg)
-        warped.append(w)
-        target.append(t)
-    w_arr = torch.from_numpy(np.stack(warped)).permute(0, 3, 1, 2)
-    t_arr = torch.from_numpy(np.stack(target)).permute(0, 3, 1, 2)
-    return Batch(
-        warped=w_arr[:, :3].contiguous(),
-        target=t_arr[:, :3].contiguous(),
-        mask=t_arr[:, 3:4].contiguous(),
-        region=t_arr[:, 4:5].contiguous(),
-    )
+class FaceBank:
+    """A face set's pixels + masks as one (N, 5, S, S) uint8 tensor on the training device.
 
-
-def step_rng(seed: int, step: int, identity: int) -> np.random.Generator:
-    return np.random.default_rng([int(seed) & 0xFFFFFFFF, int(step), identity])
-
-
-class Prefetcher:
-    """Builds (step, batch A, batch B) ahead of the training loop in background threads.
-
-    OpenCV and NumPy release the GIL, so a few threads keep a GPU fed; on a 2-core CPU one thread
-    overlaps augmentation with the model's work. Batches come out in step order.
+    Batches are gathered and augmented there in a few batched tensor ops (grid_sample), so the GPU
+    never waits for a CPU data pipeline and a CPU run spends little time outside the model.
     """
 
-    def __init__(
-        self,
-        face_a: FaceSet,
-        face_b: FaceSet,
-        batch_size: int,
-        seed: int,
-        start_step: int,
-        end_step: int,
-        workers: int = 1,
-        depth: int = 4,
-        cfg: AugmentConfig | None = None,
-        pin_memory: bool = False,
-    ) -> None:
-        self.faces = (face_a, face_b)
-        self.batch_size = batch_size
-        self.seed = seed
-        self.cfg = cfg or AugmentConfig()
-        self.pin = pin_memory
-        self.end = end_step
-        self._next = start_step
-        self._lock = threading.Lock()
-        self._ready: dict[int, tuple[Batch, Batch]] = {}
-        self._cond = threading.Condition()
-        self._slots = threading.Semaphore(max(depth, workers))
-        self._stop = threading.Event()
-        self._error: BaseException | None = None
-        self._threads = [
-            threading.Thread(target=self._work, name=f"trainer-data-{i}", daemon=True)
-            for i in range(max(1, workers))
-        ]
-        for t in self._threads:
-            t.start()
+    def __init__(self, faces: FaceSet, device: torch.device | str = "cpu") -> None:
+        stack = np.concatenate([faces.images, faces.masks[..., None], faces.regions[..., None]], axis=-1)
+        self.data = torch.from_numpy(stack).permute(0, 3, 1, 2).contiguous().to(device)
+        self.device = self.data.device
 
-    def _build(self, step: int) -> tuple[Batch, Batch]:
-        out = []
-        for ident, faces in enumerate(self.faces):
-            batch = make_batch(faces, self.batch_size, step_rng(self.seed, step, ident), self.cfg)
-            if self.pin:
-                batch = Batch(
-                    *(t.pin_memory() for t in (batch.warped, batch.target, batch.mask, batch.region))
-                )
-            out.append(batch)
-        return out[0], out[1]
+    def __len__(self) -> int:
+        return int(self.data.shape[0])
 
-    def _work(self) -> None:
-        cv2.setNumThreads(1)
-        while not self._stop.is_set():
-            if not self._slots.acquire(timeout=0.2):
-                continue
-            with self._lock:
-                step = self._next
-                self._next += 1
-            if step >= self.end:
-                self._slots.release()
-                return
-            try:
-                item = self._build(step)
-            except BaseException as exc:
-                with self._cond:
-                    self._error = exc
-                    self._cond.notify_all()
-                return
-            with self._cond:
-                self._ready[step] = item
-                self._cond.notify_all()
 
-    def get(self, step: int, timeout: float = 120.0) -> tuple[Batch, Batch]:
-        with self._cond:
-            ok = self._cond.wait_for(lambda: step in self._ready or self._error is not None, timeout)
-            if self._error is not None:
-                raise self._error
-            if not ok:
-                raise TimeoutError(f"no training batch for step {step} within {timeout}s")
-            item = self._ready.pop(step)
-        self._slots.release()
-        return item
+def step_generator(seed: int, step: int, identity: int) -> torch.Generator:
+    """The random source of one step's batch: the same (seed, step) always gives the same batch."""
+    gen = torch.Generator()
+    gen.manual_seed((int(seed) * 1_000_003 + int(step) * 2 + identity) % (2**63 - 1))
+    return gen
 
-    def __iter__(self) -> Iterator[tuple[Batch, Batch]]:
-        step = self._next
-        while step < self.end:
-            yield self.get(step)
-            step += 1
 
-    def close(self) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(timeout=5)
+def _uniform(gen: torch.Generator, shape: tuple[int, ...], limit: float) -> torch.Tensor:
+    return (torch.rand(shape, generator=gen) * 2 - 1) * limit
+
+
+def warp_batch(
+    x: torch.Tensor, gen: torch.Generator, cfg: AugmentConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(warped input, aligned target) of a float (N, C, S, S) batch, the batched form of
+    random_transform + random_warp: one grid_sample each, in normalised coordinates."""
+    n, _, s, _ = x.shape
+    dev = x.device
+    angle = _uniform(gen, (n,), math.radians(cfg.rotation))
+    scale = 1 + _uniform(gen, (n,), cfg.zoom)
+    shift = _uniform(gen, (n, 2), cfg.shift * 2)
+    flip = torch.rand(n, generator=gen) < cfg.flip
+    lin = torch.linspace(-1, 1, 5)
+    gy, gx = torch.meshgrid(lin, lin, indexing="ij")
+    base = torch.stack([gx, gy], -1)  # (5, 5, 2): x, y
+    src = base + torch.randn((n, 5, 5, 2), generator=gen) * (cfg.warp_scale * 2)
+    # Best similarity fit of the jittered grid (complex least squares = Umeyama in 2-D).
+    zb = torch.complex(base[..., 0], base[..., 1]).reshape(-1)
+    zs = torch.complex(src[..., 0], src[..., 1]).reshape(n, -1)
+    db, ds = zb - zb.mean(), zs - zs.mean(1, keepdim=True)
+    a = (db.conj() * ds).sum(1) / (db.abs() ** 2).sum()
+    b = zs.mean(1) - a * zb.mean()
+    px = torch.linspace(-1, 1, s)
+    qy, qx = torch.meshgrid(px, px, indexing="ij")
+    zq = torch.complex(qx, qy)
+    zt = a[:, None, None] * zq + b[:, None, None]
+    fit = torch.stack([zt.real, zt.imag], -1)  # (n, s, s, 2)
+    dense = F.interpolate(src.permute(0, 3, 1, 2), size=(s, s), mode="bilinear", align_corners=True)
+    dense = dense.permute(0, 2, 3, 1)
+
+    cos, sin = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
+    sign = torch.where(flip, -1.0, 1.0)[:, None, None]
+    shift_x, shift_y = shift[:, 0, None, None], shift[:, 1, None, None]
+    inv_scale = (1 / scale)[:, None, None]
+
+    def to_source(c: torch.Tensor) -> torch.Tensor:
+        # Output coords -> source coords: flip, then the inverse of the random similarity.
+        cx, cy = c[..., 0] * sign - shift_x, c[..., 1] - shift_y
+        return torch.stack([(cx * cos + cy * sin) * inv_scale, (-cx * sin + cy * cos) * inv_scale], -1)
+
+    grids = torch.cat([to_source(dense), to_source(fit)]).to(dev, x.dtype)
+    out = F.grid_sample(torch.cat([x, x]), grids, mode="bilinear", padding_mode="border", align_corners=True)
+    return out[:n], out[n:]
+
+
+def sample_batch(
+    bank: FaceBank, batch_size: int, gen: torch.Generator, cfg: AugmentConfig, augment: bool = True
+) -> Batch:
+    """A random batch of one face set: warped input, target, and the target's masks."""
+    idx = torch.randint(0, len(bank), (batch_size,), generator=gen).to(bank.device)
+    x = bank.data[idx].float().div_(255)
+    if not augment:
+        return Batch(x[:, :3], x[:, :3].clone(), x[:, 3:4], x[:, 4:5])
+    warped, target = warp_batch(x, gen, cfg)
+    dev = x.device
+    gain = (1 + _uniform(gen, (batch_size, 3, 1, 1), cfg.color)).to(dev)
+    contrast = (1 + _uniform(gen, (batch_size, 1, 1, 1), cfg.contrast)).to(dev)
+    bright = _uniform(gen, (batch_size, 1, 1, 1), cfg.brightness).to(dev)
+    mean = target[:, :3].mean((1, 2, 3), keepdim=True)
+
+    def jitter(rgb: torch.Tensor) -> torch.Tensor:
+        # The same colour change on input and target: the model learns colour, it need not guess it.
+        return (((rgb - mean) * contrast + mean + bright).clamp(0, 1) * gain).clamp(0, 1)
+
+    return Batch(
+        warped=jitter(warped[:, :3]).contiguous(),
+        target=jitter(target[:, :3]).contiguous(),
+        mask=target[:, 3:4].contiguous(),
+        region=target[:, 4:5].contiguous(),
+    )

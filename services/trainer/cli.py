@@ -222,3 +222,24 @@ def cmd_info(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m services.trainer.cli train ...`: the train commands without the other services' CLIs."""
+    import logging
+
+    from services.common.errors import ServiceError
+
+    parser = argparse.ArgumentParser(prog="faceswap")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except ServiceError as exc:
+        print(f"faceswap: error: {exc.message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,8 +9,9 @@ Presets (``PRESETS``) fix the architecture; ``build_model(preset, size)`` makes 
 - ``original``: the seed's model at 64 px: conv 128/256/512/1024 stride 2 + LeakyReLU, Dense(1024),
   Dense(4*4*1024), reshape, upscale(512); decoders upscale 256/128/64 + conv 5x5 to 3 channels.
 - ``lite``: the same shape at a quarter of the width (about 7M parameters), trains on a 2-core CPU.
-- ``demo``: the lite encoder with better decoders (residual blocks + normalisation, a predicted mask
-  channel); the recipe of issue 11 (see docs/trainer.md for what was measured).
+- ``demo``: the lite encoder with wider, batch-normalised decoders that also predict a mask channel,
+  trained with L1 + SSIM, extra weight on the face / eyes / mouth and a warm-up + cosine learning
+  rate: the recipe of issue 11, chosen by measurement (docs/trainer.md).
 
 Inputs are BGR floats in [0, 1], NCHW, ``size`` x ``size``; outputs are in [0, 1] too.
 """
@@ -97,7 +98,8 @@ PRESETS: dict[str, Preset] = {
             bottleneck=256,
             encoder_upscale=128,
             decoder_channels=(96, 48, 32),
-            residual_blocks=1,
+            # Residual blocks measured slower per step and no better per step (docs/trainer.md).
+            residual_blocks=0,
             norm="batch",
             mask=True,
         ),
