@@ -144,3 +144,31 @@ def test_extract_on_s3(s3_store: ObjectStore, clip_frames: list[np.ndarray]) -> 
     assert summary.faces_total == 2
     assert s3_store.exists("jobs/s3/faces/faces/00000001_0.png")
     assert Alignments.loads(s3_store.get_bytes("jobs/s3/faces/alignments.json")).frames[1].status == "ok"
+
+
+def test_identity_filter_with_tracking_on_video_frames(
+    local_store: ObjectStore, clip_frames: list[np.ndarray], shared_data: Path
+) -> None:
+    put_frames(local_store, "v", clip_frames[:4])
+    # Someone else as reference: every frame's face is dropped, and the run still records them all.
+    local_store.put_file("refs/katy.jpg", shared_data / "faces" / "katy_perry" / "deepface_img26.jpg")
+    other = DetectOptions(detect_max_side=640, track_interval=2, reference_photos=["refs/katy.jpg"], jobs=1)
+    summary = extract_face_set(local_store, "v", "other", other)
+    assert (summary.faces_total, summary.frames_filtered, summary.faces_rejected) == (0, 4, 4)
+    assert not list(local_store.list("other/faces"))
+    # The person herself (a crop of the first frame) as reference: every face kept.
+    w = clip_frames[0].shape[1]
+    local_store.put_bytes(
+        "refs/self.png", cv2.imencode(".png", clip_frames[0][:, w // 4 : 3 * w // 4])[1].tobytes()
+    )
+    same = DetectOptions(detect_max_side=640, track_interval=2, reference_photos=["refs/self.png"], jobs=1)
+    summary = extract_face_set(local_store, "v", "other", same)
+    assert summary.faces_total == 4
+    frames = Alignments.loads(local_store.get_bytes(summary.alignments_key)).frames
+    assert all(0 <= f.faces[0].identity_distance < 0.4 for f in frames)
+    # A rerun into the same folder with fewer frames leaves no stale crops behind.
+    summary = extract_face_set(local_store, "v", "other", same, end=2)
+    assert sorted(local_store.list("other/faces")) == [
+        "other/faces/00000000_0.png",
+        "other/faces/00000001_0.png",
+    ]
