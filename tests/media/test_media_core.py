@@ -222,3 +222,29 @@ def test_audio_the_container_cannot_take_is_reencoded(
             w.write(np.zeros((48, 64, 3), np.uint8))
     info = probe(out)
     assert info.audio_codec == "aac" and info.audio_duration == pytest.approx(1.0, abs=0.05)
+
+
+@pytest.mark.slow
+def test_long_1080p_transcode_streams_in_constant_memory(
+    media_dir: Path, run_ffmpeg: Callable[..., None], tmp_path: Path
+) -> None:
+    """30 s of 1080p through read_frames -> VideoWriter: memory stays a few frames, not 900."""
+    clip = media_dir / "long1080.mp4"
+    run_ffmpeg("-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30", "-f", "lavfi", "-i", "sine=duration=30",
+               "-t", "30", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", str(clip))  # fmt: skip
+    info = probe(clip)
+    frame_bytes = info.width * info.height * 3
+    out = tmp_path / "out.mp4"
+    tracemalloc.start()
+    try:
+        with VideoWriter(
+            out, info.fps, info.width, info.height, preset="ultrafast", audio_from=clip
+        ) as writer:
+            for _, frame in read_frames(clip, info=info):
+                writer.write(frame)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert writer.frames_written == info.frame_count == 900
+    assert peak < 4 * frame_bytes
+    _assert_round_trip(clip, out)
