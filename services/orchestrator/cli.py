@@ -172,8 +172,12 @@ def _job_api(args: argparse.Namespace) -> Iterator[tuple[str, bool]]:
 def build_swap_spec(client: JobClient, args: argparse.Namespace) -> jobs_pb2.SwapJobSpec:
     if not args.video.is_file():
         raise NotFound(f"video {args.video} not found")
+    b_files = _b_files(args.faces_b)  # check every local path before uploading anything
+    for path in args.ref:
+        if not path.is_file():
+            raise NotFound(f"--ref: {path} not found")
     spec = jobs_pb2.SwapJobSpec(video=client.upload(args.video))
-    for path in _b_files(args.faces_b):
+    for path in b_files:
         spec.faces_b.append(client.upload(path))
     for path in args.ref:
         spec.reference_photos.append(client.upload(path))
