@@ -20,7 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -122,7 +122,7 @@ class ExtractSummary:
 # --- worker pool -------------------------------------------------------------------------------
 
 _pool_lock = threading.Lock()
-_pool: tuple[int, ProcessPoolExecutor] | None = None
+_pools: dict[int, ProcessPoolExecutor] = {}
 
 
 def available_cores() -> int:
@@ -133,45 +133,42 @@ def available_cores() -> int:
 
 
 def resolve_jobs(jobs: int) -> int:
-    return jobs if jobs > 0 else available_cores()
+    """Worker count: 0 = one per core; more than twice the cores only adds memory, so capped."""
+    return min(jobs, 2 * available_cores()) if jobs > 0 else available_cores()
 
 
 def get_pool(jobs: int) -> ProcessPoolExecutor:
-    """A process pool kept for the life of the process (models load once per worker).
+    """A process pool per worker count, kept for the life of the process (a running service pays
+    the start once; concurrent calls share it).
 
-    forkserver, not fork: the gRPC server's threads make fork unsafe; the fork server preloads the
-    detector modules so each worker starts without re-importing dlib and OpenCV. A
-    ProcessPoolExecutor (not multiprocessing.Pool) so a dying worker breaks the pool loudly
-    instead of hanging the run.
+    forkserver, not fork: the gRPC server's threads make fork unsafe; the fork server preloads dlib,
+    OpenCV and the HOG + landmark models, so workers start ready. A ProcessPoolExecutor (not
+    multiprocessing.Pool) so a dying worker breaks the pool loudly instead of hanging the run.
     """
-    global _pool
     with _pool_lock:
-        if _pool is not None and _pool[0] == jobs:
-            return _pool[1]
-        if _pool is not None:
-            _pool[1].shutdown(wait=False, cancel_futures=True)
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["services.detector.preload"])
-        pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker)
-        _pool = (jobs, pool)
+        pool = _pools.get(jobs)
+        if pool is None:
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(["services.detector.preload"])
+            pool = _pools[jobs] = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker)
         return pool
 
 
 def _drop_pool(pool: ProcessPoolExecutor) -> None:
-    global _pool
     with _pool_lock:
-        if _pool is not None and _pool[1] is pool:
-            _pool = None
+        for jobs, known in list(_pools.items()):
+            if known is pool:
+                del _pools[jobs]
     pool.shutdown(wait=False, cancel_futures=True)
 
 
 @atexit.register
 def close_pool() -> None:
-    global _pool
     with _pool_lock:
-        if _pool is not None:
-            _pool[1].shutdown(wait=True, cancel_futures=True)
-            _pool = None
+        pools = list(_pools.values())
+        _pools.clear()
+    for pool in pools:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _chunks(tasks: Iterable[FrameTask], size: int) -> Iterator[list[FrameTask]]:
@@ -205,7 +202,7 @@ def run_frames(tasks: Iterable[FrameTask], opts: FrameOptions, jobs: int = 0) ->
         if future is not None:
             try:
                 return future.result()
-            except BrokenProcessPool:
+            except (BrokenProcessPool, CancelledError):
                 if pool is not None:
                     log.warning("detector worker pool broke; continuing in this process")
                     _drop_pool(pool)
@@ -217,7 +214,7 @@ def run_frames(tasks: Iterable[FrameTask], opts: FrameOptions, jobs: int = 0) ->
         if pool is not None:
             try:
                 future = pool.submit(process_chunk, chunk, opts)
-            except BrokenProcessPool:
+            except (BrokenProcessPool, RuntimeError):  # broken, or shut down at exit
                 _drop_pool(pool)
                 pool = None
         pending.append((chunk, future))

@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from services.common.errors import ServiceError
 from services.detector.align import align_face
 from services.detector.alignments import FaceRecord, FrameRecord
 from services.detector.detect import (
@@ -96,6 +97,24 @@ def process_frame(
         record.reason = record.reason or "cannot decode image (missing, empty, corrupt or not an image)"
         return FrameResult(record, [], 0.0, False), []
     record.height, record.width = image.shape[:2]
+    try:
+        return _analyse(image, record, opts, tracked, force_detect)
+    except ServiceError:
+        raise  # configuration problems (a missing model) concern every frame: stop the run
+    except Exception as exc:  # one frame that breaks a model must not end the run
+        record.status = "unreadable"
+        record.reason = f"processing failed: {type(exc).__name__}: {exc}"
+        record.faces, record.rejected = [], []
+        return FrameResult(record, [], 0.0, False), []
+
+
+def _analyse(
+    image: np.ndarray,
+    record: FrameRecord,
+    opts: FrameOptions,
+    tracked: list[Tracked] | None,
+    force_detect: bool,
+) -> tuple[FrameResult, list[Tracked]]:
     gray = to_gray(image)
 
     # (box, score, landmarks, box relation for tracking, identity distance known from the track)
