@@ -195,3 +195,36 @@ def test_killed_service_resumes_job(victim: str, clips, tmp_path: Path) -> None:
 def test_killed_trainer_resumes_job_on_s3(s3_env: dict[str, str], clips, tmp_path: Path) -> None:
     with _group(tmp_path, dict(s3_env)) as group:
         _kill_mid_training(group, "trainer", clips, tmp_path)
+
+
+@pytest.mark.slow
+def test_two_orchestrators_share_postgres(pg_url: str, clips, tmp_path: Path) -> None:
+    """Two orchestrator processes on one PostgreSQL: every job runs once, to the end."""
+    extra = {"FACESWAP_DB_URL": pg_url, "FACESWAP_MAX_RUNNING_JOBS": "2"}
+    with _group(tmp_path, extra) as group:
+        second = ServiceGroup(
+            env=dict(group.env),
+            services=("orchestrator",),
+            ports={**group.ports, "orchestrator": _free_port()},
+            log_dir=tmp_path / "logs2",
+        )
+        with second, JobClient(group.jobs_address) as client:
+            specs = [_spec(client, clips, steps=8) for _ in range(3)]
+            for spec in specs:
+                spec.options.skip_evaluate = True
+            names = [client.submit(spec)[0].name for spec in specs]
+            finals = [_wait_for_end(client, name, 400) for name in names]
+            starts = {
+                name: [r.event.message for r in client.watch(name) if "started by" in r.event.message]
+                for name in names
+            }
+    assert all(f.state == jobs_pb2.JOB_STATE_SUCCEEDED for f in finals), [f.error for f in finals]
+    assert all(len(s) == 1 for s in starts.values()), starts  # claimed once, never run twice
+    workers = {s[0].split("started by ")[1] for s in starts.values()}
+    assert workers  # (which replica took which job is up to the race)
+
+
+def _free_port() -> int:
+    from services.orchestrator.launcher import free_port
+
+    return free_port()
