@@ -7,7 +7,6 @@ predicted on the full-resolution frame, so the alignment keeps full precision.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import cv2
@@ -144,22 +143,51 @@ class Tracked:
     identity_distance: float | None = None  # measured at detection, carried along the track
 
 
+# Tracking re-detects in a window around the predicted box, scaled so the face is ~100 px wide:
+# a little above HOG's 80 px window, so the search costs a few milliseconds whatever the frame size.
+TRACK_FACE_PX = 100
+TRACK_MARGIN = 0.5  # window = predicted box grown by this share of its size on every side
+
+
 def track_face(
-    gray: np.ndarray, prev: Tracked, min_iou: float = 0.5
-) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
-    """Re-fits landmarks in a box predicted from the previous frame; None when the face is lost."""
+    gray: np.ndarray, prev: Tracked, min_iou: float = 0.3
+) -> tuple[tuple[int, int, int, int], np.ndarray, float] | None:
+    """Finds the face again near where it was; None when it is gone (then run the full detector).
+
+    The box predicted from the last landmarks is only a search window: HOG must confirm a face
+    there (a scene cut or an occlusion then ends the track instead of fitting landmarks to the
+    background), and the landmarks are fitted in the detector's own box, as on detected frames.
+    """
     h, w = gray.shape[:2]
-    box = box_from_landmarks(prev.landmarks, prev.relation)
-    if box[2] <= 0 or box[3] <= 0 or box[0] >= w or box[1] >= h:
+    pred = box_from_landmarks(prev.landmarks, prev.relation)
+    bw, bh = pred[2] - pred[0], pred[3] - pred[1]
+    if bw < 16 or bh < 16:
         return None
-    landmarks = predict_landmarks(gray, box)
-    # A jump of the landmarks' bounds means the fit drifted off the face: let the detector decide.
-    if box_iou(landmark_bounds(landmarks), landmark_bounds(prev.landmarks)) < min_iou:
+    x0, y0 = max(0, int(pred[0] - TRACK_MARGIN * bw)), max(0, int(pred[1] - TRACK_MARGIN * bh))
+    x1, y1 = min(w, int(pred[2] + TRACK_MARGIN * bw)), min(h, int(pred[3] + TRACK_MARGIN * bh))
+    if x1 - x0 < 16 or y1 - y0 < 16:
         return None
-    return box_from_landmarks(landmarks, prev.relation), landmarks
-
-
-def timed_detect(*args, **kwargs) -> tuple[list[Detection], float]:  # type: ignore[no-untyped-def]
-    start = time.perf_counter()
-    found = detect_faces(*args, **kwargs)
-    return found, time.perf_counter() - start
+    scale = TRACK_FACE_PX / bw
+    window = cv2.resize(
+        gray[y0:y1, x0:x1],
+        (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))),
+        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+    )
+    model = get_model("hog")
+    with model_lock("hog"):
+        rects, scores, _ = model.run(np.ascontiguousarray(window), 0, 0.0)
+    best: tuple[float, tuple[int, int, int, int], float] | None = None
+    for r, score in zip(rects, scores, strict=True):
+        box = (
+            round(x0 + r.left() / scale),
+            round(y0 + r.top() / scale),
+            round(x0 + (r.right() + 1) / scale) - 1,
+            round(y0 + (r.bottom() + 1) / scale) - 1,
+        )
+        iou = box_iou(box, pred)
+        if iou >= min_iou and (best is None or iou > best[0]):
+            best = (iou, box, float(score))
+    if best is None:
+        return None
+    _, box, score = best
+    return box, predict_landmarks(gray, box), score

@@ -129,8 +129,8 @@ def _analyse(
                 detected = True
                 faces = []
                 break
-            box, landmarks = hit
-            faces.append((box, prev.score, landmarks, prev.relation, prev.identity_distance))
+            box, landmarks, score = hit
+            faces.append((box, score, landmarks, box_relation(box, landmarks), prev.identity_distance))
     if detected:
         start = time.perf_counter()
         found = detect_faces(image, opts.detector, opts.upsample, opts.detect_max_side, gray=gray)
