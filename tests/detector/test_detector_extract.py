@@ -172,3 +172,16 @@ def test_identity_filter_with_tracking_on_video_frames(
         "other/faces/00000000_0.png",
         "other/faces/00000001_0.png",
     ]
+
+
+def test_tracking_ends_at_a_scene_cut(clip_frames: list[np.ndarray], shared_data: Path) -> None:
+    from services.detector.worker import FrameTask, process_chunk
+
+    landscape = cv2.imread(str(shared_data / "hard_cases" / "no_face_landscape.jpg"))
+    cut = cv2.resize(landscape, (1280, 720))
+    frames = [clip_frames[0], clip_frames[1], cut, clip_frames[2], clip_frames[3]]
+    options = DetectOptions(detect_max_side=640, track_interval=10).frame_options()
+    results = process_chunk([FrameTask(i, "", f) for i, f in enumerate(frames)], options)
+    assert [r.record.status for r in results] == ["ok", "ok", "no_face", "ok", "ok"]
+    # Only the first frame and the frames after the cut needed the full detector.
+    assert [r.detected for r in results] == [True, False, True, True, False]
