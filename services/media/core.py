@@ -12,7 +12,7 @@ import os
 import re
 import tempfile
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 
-from services.common.errors import InvalidArgument, NotFound
+from services.common.errors import Aborted, InvalidArgument, NotFound
 from services.common.storage import ObjectStore, join_key, validate_key, validate_prefix
 from services.media import metrics
 from services.media.ffmpeg import find_ffmpeg, find_ffprobe
@@ -128,6 +128,11 @@ def local_copy(store: ObjectStore, key: str, what: str) -> Iterator[Path]:
         yield local
 
 
+def _check_stop(should_stop: Callable[[], bool] | None, what: str) -> None:
+    if should_stop is not None and should_stop():
+        raise Aborted(f"work on {what!r} was cancelled; nothing was published")
+
+
 # --- extract ---------------------------------------------------------------------------------------
 
 
@@ -140,11 +145,26 @@ def extract_frames(
     end: int | None = None,
     step: int = 1,
     quality: int = 95,
+    *,
+    should_stop: Callable[[], bool] | None = None,
 ) -> ExtractResult:
-    """Decodes video_key into {output_prefix}/{index:08d}.{ext} plus {output_prefix}/index.json."""
+    """Decodes video_key into {output_prefix}/{index:08d}.{ext} plus {output_prefix}/index.json.
+
+    should_stop (e.g. "the RPC was cancelled") is polled per frame; when it turns true the work stops
+    with Aborted and what was written is removed.
+    """
     with local_copy(store, video_key, "video") as path:
         return extract_video_file(
-            path, store, output_prefix, image_format, start, end, step, quality, label=video_key
+            path,
+            store,
+            output_prefix,
+            image_format,
+            start,
+            end,
+            step,
+            quality,
+            label=video_key,
+            should_stop=should_stop,
         )
 
 
@@ -159,6 +179,7 @@ def extract_video_file(
     quality: int = 95,
     *,
     label: str | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> ExtractResult:
     """extract_frames for a video on the local filesystem (the CLI's path)."""
     ext = IMAGE_FORMATS.get(image_format.lower().lstrip("."))
@@ -204,6 +225,7 @@ def extract_video_file(
             # Decoding (ffmpeg) overlaps with image encoding + upload (threads; cv2 releases the GIL);
             # at most 2 frames per worker wait in memory.
             for number, frame in read_frames(path, start, end, step, info=info, label=label):
+                _check_stop(should_stop, label)
                 pending.append(pool.submit(save, number, frame))
                 while len(pending) >= 2 * WORKERS:
                     collect(pending.popleft())
@@ -256,6 +278,8 @@ def encode_video(
     crf: int | None = 18,
     preset: str | None = "medium",
     pix_fmt: str = "yuv420p",
+    *,
+    should_stop: Callable[[], bool] | None = None,
 ) -> EncodeResult:
     """Encodes the images under frames_prefix (name order) into output_key with audio_from_key's audio."""
     validate_key(output_key)
@@ -269,7 +293,17 @@ def encode_video(
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="faceswap-encode-")))
         out = tmp / f"output{suffix}"
         count, info = encode_frames_file(
-            store, frames_prefix, out, audio, fps, codec, crf, preset, pix_fmt, audio_label=audio_from_key
+            store,
+            frames_prefix,
+            out,
+            audio,
+            fps,
+            codec,
+            crf,
+            preset,
+            pix_fmt,
+            audio_label=audio_from_key,
+            should_stop=should_stop,
         )
         store.put_file(output_key, out)  # atomic publish, only after ffmpeg succeeded
     return EncodeResult(output_key=output_key, frame_count=count, info=info)
@@ -297,6 +331,7 @@ def encode_frames_file(
     pix_fmt: str = "yuv420p",
     *,
     audio_label: str | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> tuple[int, VideoInfo]:
     """encode_video to a local file (the CLI's path). Returns (frames encoded, probe of the output)."""
     frames_prefix = validate_prefix(frames_prefix)
@@ -351,6 +386,7 @@ def encode_frames_file(
                             f"is {width}x{height}; all frames must have one size",
                             field="frames_prefix",
                         )
+                    _check_stop(should_stop, frames_prefix)
                     writer.write(frame)
         finally:
             for _, future in ahead:

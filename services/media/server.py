@@ -78,6 +78,7 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
             end=int(rng.end) if rng.end else None,  # 0 = to the last frame
             step=int(rng.step) if rng.step else 1,
             quality=request.quality or 95,
+            should_stop=lambda: not context.is_active(),  # client cancelled or deadline passed
         )
         return media_pb2.ExtractFramesResponse(
             frame_count=result.frame_count, index=self._ref(result.index_key), info=info_to_pb(result.info)
@@ -103,6 +104,7 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
             crf=0 if request.lossless else (request.crf or 18),
             preset=request.preset or "medium",
             pix_fmt=request.pixel_format or "yuv420p",
+            should_stop=lambda: not context.is_active(),
         )
         return media_pb2.EncodeVideoResponse(
             output=self._ref(result.output_key), frame_count=result.frame_count, info=info_to_pb(result.info)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
-from services.common.errors import InvalidArgument, NotFound
+from services.common.errors import Aborted, InvalidArgument, NotFound
 from services.common.storage import LocalStore, ObjectStore
 from services.media.core import (
     VideoWriter,
@@ -248,3 +248,16 @@ def test_long_1080p_transcode_streams_in_constant_memory(
     assert writer.frames_written == info.frame_count == 900
     assert peak < 4 * frame_bytes
     _assert_round_trip(clip, out)
+
+
+def test_cancelled_work_stops_and_publishes_nothing(short_clip: Path, local_store: LocalStore) -> None:
+    local_store.put_file("c.mp4", short_clip)
+    calls = iter(range(100))
+    with pytest.raises(Aborted, match="cancelled"):
+        extract_frames(local_store, "c.mp4", "out", should_stop=lambda: next(calls) >= 5)
+    assert list(local_store.list("out")) == []
+    extract_frames(local_store, "c.mp4", "f", end=10)
+    calls = iter(range(100))
+    with pytest.raises(Aborted):
+        encode_video(local_store, "f", "o.mp4", preset="ultrafast", should_stop=lambda: next(calls) >= 5)
+    assert not local_store.exists("o.mp4")
