@@ -13,6 +13,7 @@ at the first stage without outputs and nothing already produced is redone.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import time
@@ -125,7 +126,8 @@ def spec_hash(spec: jobs_pb2.SwapJobSpec) -> str:
 
 
 # ---- validation -------------------------------------------------------------------------------
-def _known_presets() -> tuple[str, ...]:
+@functools.cache
+def known_presets() -> tuple[str, ...]:
     try:
         from services.trainer.model import PRESETS  # the trainer's own list when it is installed
 
@@ -208,7 +210,7 @@ def validate_spec(spec: jobs_pb2.SwapJobSpec, store: ObjectStore) -> None:
 
     t = opts.train
     if t.preset:
-        _choice(t.preset, ("", *_known_presets()), "spec.options.train.preset")
+        _choice(t.preset, ("", *known_presets()), "spec.options.train.preset")
     _range(t.steps, 0, 10_000_000, "spec.options.train.steps")
     _range(t.batch_size, 0, 4096, "spec.options.train.batch_size")
     _range(t.learning_rate, 0.0, 1.0, "spec.options.train.learning_rate")

@@ -28,6 +28,7 @@ from services.orchestrator.jobs import (
     event_to_proto,
     extension,
     job_to_proto,
+    known_presets,
     parse_job_name,
     spec_hash,
     validate_spec,
@@ -196,6 +197,8 @@ def build_spec(
     servicer = JobServicer(jobs, objects, settings, scheduler)
 
     def register(server: grpc.Server) -> None:
+        # Validation reads the trainer's preset list (imports torch): load it now, not on the first submit.
+        threading.Thread(target=known_presets, name="preload", daemon=True).start()
         jobs_pb2_grpc.add_JobServiceServicer_to_server(servicer, server)
         if scheduler is not None:
             scheduler.start()
