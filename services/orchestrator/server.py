@@ -70,11 +70,16 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
             raise InvalidArgument("longer than 200 characters", field="request_id")
         if not request.HasField("spec"):
             raise InvalidArgument("is required", field="spec")
-        validate_spec(request.spec, self.objects)
         client = current_client()
+        rhash = spec_hash(request.spec)
+        existing = self.jobs.find_by_request_id(request.request_id) if request.request_id else None
+        if existing is not None and existing.request_hash == rhash and existing.owner == client:
+            # A retried submit: the same job, even if its uploads were cleaned up since.
+            return jobs_pb2.SubmitSwapJobResponse(job=self._proto(existing), created=False)
+        validate_spec(request.spec, self.objects)
         job, created = self.jobs.create_job(
             request_id=request.request_id,
-            request_hash=spec_hash(request.spec),
+            request_hash=rhash,
             spec=request.spec.SerializeToString(deterministic=True),
             owner=client,
         )

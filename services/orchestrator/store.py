@@ -279,6 +279,11 @@ class JobStore(ABC):
             )
         return job
 
+    def find_by_request_id(self, request_id: str) -> JobRecord | None:
+        with self._read() as cur:
+            row = cur.execute(self._sql("SELECT * FROM jobs WHERE request_id = ?"), (request_id,)).fetchone()
+        return _record(row) if row is not None else None
+
     def get_job(self, job_id: str) -> JobRecord:
         with self._read() as cur:
             row = cur.execute(self._sql("SELECT * FROM jobs WHERE id = ?"), (job_id,)).fetchone()
