@@ -202,8 +202,9 @@ def build_spec(
     servicer = JobServicer(jobs, objects, settings, scheduler)
 
     def register(server: grpc.Server) -> None:
-        # Validation reads the trainer's preset list (imports torch): load it now, not on the first submit.
-        threading.Thread(target=known_presets, name="preload", daemon=True).start()
+        # Validation reads the trainer's preset list (imports torch): load it before we answer health
+        # checks, not on the first submit.
+        known_presets()
         jobs_pb2_grpc.add_JobServiceServicer_to_server(servicer, server)
         if scheduler is not None:
             scheduler.start()
