@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import subprocess
 import tempfile
@@ -20,7 +21,14 @@ import numpy as np
 
 from services.common.errors import InvalidArgument, NotFound, ServiceError
 from services.media import metrics
-from services.media.ffmpeg import StderrTail, encoder_names, find_ffmpeg, passthrough_args, summarize_stderr
+from services.media.ffmpeg import (
+    StderrTail,
+    encoder_names,
+    find_ffmpeg,
+    find_ffprobe,
+    passthrough_args,
+    summarize_stderr,
+)
 from services.media.probe import VideoInfo, parse_rate, probe
 
 _PIPE_BYTES = 1 << 20  # a bigger pipe means fewer context switches per frame
@@ -65,15 +73,22 @@ def read_frames(
     info = info or probe(path, label=label)
     wanted = selected_indices(info.frame_count, start, end, step) if end is not None else None
     ffmpeg = find_ffmpeg()
-    cmd = [ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-i", str(path)]
-    cmd += ["-map", f"0:{info.video_stream_index}", "-an", "-sn", "-dn"]
+    cmd = [ffmpeg, "-hide_banner", "-nostdin", "-v", "error"]
+    # A late start seeks to the keyframe before it instead of decoding from frame 0; the select
+    # filter then counts frames from that keyframe's number.
+    seek = seek_point(path, info, start)
+    first = 0
+    if seek is not None:
+        seconds, first = seek
+        cmd += ["-ss", f"{seconds:.6f}"]
+    cmd += ["-i", str(path), "-map", f"0:{info.video_stream_index}", "-an", "-sn", "-dn"]
     conditions = []
-    if start > 0:
-        conditions.append(f"gte(n,{start})")
+    if start > first:
+        conditions.append(f"gte(n,{start - first})")
     if end is not None:
-        conditions.append(f"lt(n,{end})")
+        conditions.append(f"lt(n,{end - first})")
     if step > 1:
-        conditions.append(f"not(mod(n-{start},{step}))")
+        conditions.append(f"not(mod(n-{start - first},{step}))")
     if conditions:
         # The select filter drops unwanted frames before colour conversion and the pipe.
         cmd += ["-vf", "select='" + "*".join(conditions) + "'"]
@@ -129,6 +144,41 @@ def read_frames(
             proc.kill()
         proc.wait()
         proc.stdout.close()
+
+
+SEEK_MIN_SECONDS = 2.0  # below this, decoding from frame 0 costs less than listing the packets
+
+
+def seek_point(path: str | Path, info: VideoInfo, start: int) -> tuple[float, int] | None:
+    """(-ss seconds, number of the first frame ffmpeg then outputs) for starting near frame start.
+
+    Frame numbers are positions in presentation order of the video packets (what probe counts), so
+    the keyframe's number is exact; the seek lands half a frame before the keyframe's timestamp so
+    rounding cannot skip it. None when seeking is not worth it or the packets cannot be mapped.
+    """
+    ffprobe = find_ffprobe()
+    if ffprobe is None or start < SEEK_MIN_SECONDS * float(info.fps) or start >= info.frame_count:
+        return None
+    cmd = [ffprobe, "-v", "error", "-select_streams", str(info.video_stream_index)]
+    cmd += ["-show_entries", "packet=pts,flags:stream=time_base:format=start_time", "-of", "json", str(path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
+    if proc.returncode != 0:
+        return None
+    try:
+        data = json.loads(proc.stdout)
+        tb_num, tb_den = (int(x) for x in data["streams"][0]["time_base"].split("/"))
+        origin = float(data.get("format", {}).get("start_time", 0.0) or 0.0)
+        packets = sorted((int(p["pts"]), "K" in p.get("flags", "")) for p in data["packets"])
+    except (KeyError, ValueError, IndexError, TypeError):
+        return None  # e.g. packets without pts
+    if len(packets) != info.frame_count:
+        return None
+    key = max((i for i, (_, is_key) in enumerate(packets[: start + 1]) if is_key), default=0)
+    if key == 0:
+        return None
+    gap = packets[key][0] - packets[key - 1][0]
+    seconds = (packets[key][0] - gap / 2) * tb_num / tb_den - origin
+    return (seconds, key) if seconds > 0 else None
 
 
 # Audio codecs a container takes as a stream copy; anything else is re-encoded.

@@ -261,3 +261,25 @@ def test_cancelled_work_stops_and_publishes_nothing(short_clip: Path, local_stor
     with pytest.raises(Aborted):
         encode_video(local_store, "f", "o.mp4", preset="ultrafast", should_stop=lambda: next(calls) >= 5)
     assert not local_store.exists("o.mp4")
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_late_start_seeks_yet_gives_exact_frames(
+    media_dir: Path, run_ffmpeg: Callable[..., None], suffix: str, hamilton: Path
+) -> None:
+    from services.media.frames import seek_point
+
+    clip = media_dir / f"gop{suffix}"
+    run_ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x90:rate=30000/1001", "-frames:v", "150", "-c:v", "libx264",
+               "-preset", "ultrafast", "-g", "12", "-bf", "3", str(clip))  # fmt: skip
+    # The generated clip (short GOPs with B-frames) and, once, the real hamilton clip (GOPs of 40-60).
+    cases = [(clip, (71, 96, 137))] + ([(hamilton, (121, 200))] if suffix == ".mp4" else [])
+    for video, starts in cases:
+        info = probe(video)
+        full = dict(read_frames(video, info=info))
+        for start in starts:
+            assert seek_point(video, info, start) is not None
+            got = list(read_frames(video, start, start + 9, 4, info=info))
+            assert [n for n, _ in got] == [start, start + 4, start + 8]
+            for n, frame in got:
+                assert np.array_equal(frame, full[n]), (video.name, start, n)
