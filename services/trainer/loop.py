@@ -388,6 +388,13 @@ def train(
             for i, bank in enumerate(banks)
         )  # type: ignore[return-value]
 
+    def horizon(at: int) -> int:
+        """The step the schedule decays towards: the end, or where the time budget will end."""
+        done, spent = at - start_step, time.monotonic() - started
+        if not options.max_seconds or done < 20 or spent <= 0:
+            return total
+        return min(total, at + int(done / spent * max(0.0, options.max_seconds - spent)))
+
     model.train()
     started = time.monotonic()
     last_report = 0.0
@@ -405,7 +412,7 @@ def train(
             t0 = time.perf_counter()
             batch_a, batch_b = batches(step)
             t_data = time.perf_counter() - t0
-            lr = learning_rate_at(recipe, step, total)
+            lr = learning_rate_at(recipe, step, horizon(step))
             for group in optimizer.param_groups:
                 group["lr"] = lr
             losses = _train_step(model, optimizer, scaler, batch_a, batch_b, recipe, device, amp)
