@@ -168,7 +168,12 @@ def seek_point(path: str | Path, info: VideoInfo, start: int) -> tuple[float, in
         data = json.loads(proc.stdout)
         tb_num, tb_den = (int(x) for x in data["streams"][0]["time_base"].split("/"))
         origin = float(data.get("format", {}).get("start_time", 0.0) or 0.0)
-        packets = sorted((int(p["pts"]), "K" in p.get("flags", "")) for p in data["packets"])
+        # Packets an edit list discards (flag D) are never output: they get no frame number.
+        packets = sorted(
+            (int(p["pts"]), "K" in p.get("flags", ""))
+            for p in data["packets"]
+            if "D" not in p.get("flags", "")
+        )
     except (KeyError, ValueError, IndexError, TypeError):
         return None  # e.g. packets without pts
     if len(packets) != info.frame_count:

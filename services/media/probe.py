@@ -6,6 +6,7 @@ it agrees with duration x fps, and is counted from the packets otherwise (no hea
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -225,6 +226,8 @@ def _clock(text: str) -> float:
 
 
 def _count_packets(ffprobe: str, path: str, index: int, label: str) -> int:
+    """Frames as the decoder will output them: packets, less those an edit list discards (flag D),
+    e.g. the leading frames of a stream-copy cut, which the header still counts."""
     proc = _run(
         [
             ffprobe,
@@ -232,9 +235,8 @@ def _count_packets(ffprobe: str, path: str, index: int, label: str) -> int:
             "error",
             "-select_streams",
             str(index),
-            "-count_packets",
             "-show_entries",
-            "stream=nb_read_packets",
+            "packet=flags",
             "-of",
             "csv=p=0",
             path,
@@ -242,10 +244,7 @@ def _count_packets(ffprobe: str, path: str, index: int, label: str) -> int:
     )
     if proc.returncode != 0:
         raise _unreadable(label, proc.stderr, path)
-    try:
-        return int(proc.stdout.strip().split(",")[0])
-    except ValueError:
-        return 0
+    return sum(1 for line in proc.stdout.splitlines() if line.strip() and "D" not in line)
 
 
 # --- ffmpeg-only fallback (imageio-ffmpeg ships ffmpeg without ffprobe) -------------------------
@@ -365,8 +364,7 @@ def _packet_facts(ffmpeg: str, path: str, video_index: int, audio_index: int | N
         raise _unreadable(label, proc.stderr, path)
     timebase: dict[int, Fraction] = {}
     spans: dict[int, list[int]] = {}
-    durations: Counter[int] = Counter()
-    count = 0
+    video_pts: list[int] = []
     for line in proc.stdout.splitlines():
         if line.startswith("#tb "):
             m = re.match(r"#tb (\d+): (\d+)/(\d+)", line)
@@ -379,29 +377,32 @@ def _packet_facts(ffmpeg: str, path: str, video_index: int, audio_index: int | N
         if len(fields) < 4:
             continue
         stream, pts, dur = int(fields[0]), int(fields[2]), int(fields[3])
-        lo_hi = spans.setdefault(stream, [pts, pts + dur])
-        lo_hi[0], lo_hi[1] = min(lo_hi[0], pts), max(lo_hi[1], pts + dur)
+        flags = next((int(f[2:], 16) for f in fields[6:] if f.startswith("F=")), 1)
+        if flags & 0x4:
+            continue  # AV_PKT_FLAG_DISCARD: cut away by an edit list, never output by the decoder
         if stream == 0:
-            count += 1
-            durations[dur] += 1
+            video_pts.append(pts)
+        else:
+            lo_hi = spans.setdefault(stream, [pts, pts + dur])
+            lo_hi[0], lo_hi[1] = min(lo_hi[0], pts), max(lo_hi[1], pts + dur)
 
-    def seconds(stream: int) -> float:
-        if stream not in spans or stream not in timebase:
-            return 0.0
-        lo, hi = spans[stream]
-        return float((hi - lo) * timebase[stream])
-
-    fps = None
-    if durations and 0 in timebase:
-        common = durations.most_common(1)[0][0]
-        if common > 0:
-            fps = 1 / (common * timebase[0])
-    video_seconds = seconds(0)
-    average = Fraction(count) / Fraction(video_seconds).limit_denominator(10**9) if video_seconds else None
+    video_pts.sort()
+    tb = timebase.get(0)
+    # The typical gap between presentation times is one frame (packet durations can be off at the
+    # ends of a cut, and millisecond time bases alternate 33/34: the average catches that).
+    gaps = Counter(b - a for a, b in itertools.pairwise(video_pts))
+    common = gaps.most_common(1)[0][0] if gaps else 0
+    fps = 1 / (common * tb) if tb and common > 0 else None
+    span = video_pts[-1] - video_pts[0] if len(video_pts) > 1 else 0
+    average = Fraction(len(video_pts) - 1) / (span * tb) if tb and span > 0 else None
+    video_seconds = float((span + common) * tb) if tb and video_pts else 0.0
+    audio_seconds = 0.0
+    if 1 in spans and 1 in timebase:
+        audio_seconds = float((spans[1][1] - spans[1][0]) * timebase[1])
     return {
-        "count": count,
+        "count": len(video_pts),
         "fps": fps,
         "average_fps": average,
         "video_duration": video_seconds,
-        "audio_duration": seconds(1),
+        "audio_duration": audio_seconds,
     }

@@ -103,3 +103,18 @@ def test_stderr_summary_keeps_the_cause() -> None:
     )
     summary = summarize_stderr(stderr, "/data/in.mp4")
     assert summary == "moov atom not found; Invalid data found when processing input"
+
+
+def test_stream_copy_cut_counts_only_frames_that_decode(
+    hamilton: Path, media_dir: Path, run_ffmpeg: Callable[..., None], prober: str
+) -> None:
+    """A `-c copy` cut keeps the GOP's leading packets behind an edit list: the header counts them,
+    the decoder drops them. frame_count and late-start seeking must follow the decoder."""
+    cut = media_dir / f"cut_copy_{prober}.mp4"
+    run_ffmpeg("-ss", "1.5", "-i", str(hamilton), "-t", "3", "-c", "copy", str(cut))
+    info = probe(cut)
+    frames = dict(read_frames(cut, info=info))
+    assert info.frame_count == len(frames) and info.fps == Fraction(2997, 100)
+    late = list(read_frames(cut, start=info.frame_count - 5, info=info))
+    assert [n for n, _ in late] == list(range(info.frame_count - 5, info.frame_count))
+    assert all(np.array_equal(frame, frames[n]) for n, frame in late)
