@@ -72,7 +72,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("-B", "--faces-b", type=Path, help="face set of person B")
     p.add_argument("-m", "--model-dir", type=Path, help="model folder (checkpoint.pt, preview.png)")
-    p.add_argument("--preset", default="lite", choices=list(PRESETS), help="model + recipe (lite)")
+    p.add_argument(
+        "--preset",
+        default="",
+        choices=["", *PRESETS],
+        help="model + recipe (default: the checkpoint's or warm start's, else lite)",
+    )
     p.add_argument("--steps", type=int, default=5000, help="train until this step count (5000)")
     p.add_argument("--batch-size", type=int, default=0, help="per identity (0 = preset's)")
     p.add_argument("--lr", type=float, default=0.0, help="learning rate (0 = preset's)")

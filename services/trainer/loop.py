@@ -57,7 +57,7 @@ STATES = ("running", "stopping", "succeeded", "stopped", "failed")
 class TrainOptions:
     """Mirrors faceswap.v1.TrainOptions; 0 / "" fields take the preset's value."""
 
-    preset: str = "lite"
+    preset: str = ""  # "" = the checkpoint's or warm start's preset, else "lite"
     steps: int = 1000
     batch_size: int = 0
     learning_rate: float = 0.0
@@ -80,6 +80,7 @@ class TrainOptions:
 class TrainProgress:
     model_prefix: str
     state: str = "running"
+    preset: str = ""
     step: int = 0
     total_steps: int = 0
     start_step: int = 0
@@ -227,7 +228,7 @@ def _start_state(
     if options.warm_start and not options.from_scratch:
         warm = ckpt_io.resolve_checkpoint_ref(store, options.warm_start)
         cfg = warm.config
-        if cfg.get("preset") != (options.preset or cfg.get("preset")) or cfg.get("size") != size:
+        if (options.preset and cfg.get("preset") != options.preset) or cfg.get("size") != size:
             raise FailedPrecondition(
                 f"warm start {options.warm_start!r} is a {cfg.get('preset')!r} {cfg.get('size')}px model; "
                 f"this run is {options.preset!r} at {size}px"
@@ -343,6 +344,7 @@ def train(
     total = max(options.steps, start_step)
     progress = TrainProgress(
         model_prefix=model_prefix,
+        preset=preset_name,
         step=start_step,
         total_steps=total,
         start_step=start_step,

@@ -33,7 +33,7 @@ def options_from_pb(msg: trainer_pb2.TrainOptions, bucket: str) -> TrainOptions:
         )
     defaults = TrainOptions()
     return TrainOptions(
-        preset=msg.preset or defaults.preset,
+        preset=msg.preset,
         steps=int(msg.steps) or defaults.steps,
         batch_size=int(msg.batch_size),
         learning_rate=float(msg.learning_rate),
@@ -79,7 +79,7 @@ class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):
             warm_start=p.warm_start,
             data_wait_share=p.data_wait_share,
             elapsed_seconds=p.elapsed_seconds,
-            preset=run.preset,
+            preset=p.preset or run.preset,
         )
         if run.error is not None:
             msg.error.CopyFrom(

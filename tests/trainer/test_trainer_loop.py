@@ -152,3 +152,12 @@ def test_bad_face_sets_are_clear_errors(local_store, face_sets, raw_faces) -> No
     with pytest.raises(InvalidArgument, match="steps"):
         train(local_store, *face_sets, "m/e", TrainOptions(steps=0))
     assert not local_store.exists("m/e/checkpoint.pt")
+
+
+def test_trains_and_loads_from_s3(s3_store, raw_faces) -> None:
+    write_face_set(s3_store, "sets/a", raw_faces["a"])
+    write_face_set(s3_store, "sets/b", raw_faces["b"])
+    final = train(s3_store, "sets/a", "sets/b", "models/s3", TrainOptions(steps=2, **SMALL))
+    assert final.state == "succeeded" and s3_store.exists("models/s3/preview.png")
+    model, config = ckpt_io.load_for_inference(s3_store, "models/s3")
+    assert config["step"] == 2 and config["preset"] == "lite" and model.size == 32
