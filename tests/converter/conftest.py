@@ -7,13 +7,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from converter_helpers import CLIP, detect_alignments, put_frames, read_clip, save_model
+from converter_helpers import (
+    CLIP,
+    CLIP_FRAMES,
+    SWAP_FRAMES,
+    detect_alignments,
+    put_frames,
+    read_clip,
+    save_model,
+)
 
 from services.common.storage import LocalStore
 from services.detector.alignments import Alignments
-
-CLIP_FRAMES = 60  # for the jitter measurement
-SWAP_FRAMES = 6  # frames the conversion tests run on
 
 
 @pytest.fixture(scope="session", autouse=True)

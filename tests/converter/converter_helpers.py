@@ -13,6 +13,8 @@ from services.detector.alignments import Alignments, FaceRecord, FrameRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIP = ROOT / "samples" / "liveportrait_s18.mp4"
+CLIP_FRAMES = 60  # for the jitter measurement
+SWAP_FRAMES = 6  # frames the conversion tests run on
 
 
 def read_clip(path: Path, count: int) -> list[np.ndarray]:

@@ -11,8 +11,7 @@ import cv2
 import grpc
 import numpy as np
 import pytest
-from conftest import SWAP_FRAMES
-from converter_helpers import CLIP, put_frames
+from converter_helpers import CLIP, SWAP_FRAMES, put_frames
 
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.common.storage import LocalStore, ObjectStore
