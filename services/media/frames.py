@@ -89,9 +89,10 @@ def read_frames(
         conditions.append(f"lt(n,{end - first})")
     if step > 1:
         conditions.append(f"not(mod(n-{start - first},{step}))")
-    if conditions:
-        # The select filter drops unwanted frames before colour conversion and the pipe.
-        cmd += ["-vf", "select='" + "*".join(conditions) + "'"]
+    # The select filter drops unwanted frames before colour conversion and the pipe; the scale pins
+    # the frame size (a no-op normally) so a mid-stream size change cannot misalign the raw pipe.
+    filters = ["select='" + "*".join(conditions) + "'"] if conditions else []
+    cmd += ["-vf", ",".join([*filters, f"scale={info.width}:{info.height}"])]
     if wanted is not None:
         cmd += ["-frames:v", str(len(wanted))]  # stop decoding once the range is done
     # passthrough: exactly the decoded frames, no duplicates/drops to force a constant rate.
