@@ -29,12 +29,13 @@ import cv2
 import numpy as np
 
 from services.common.errors import InvalidArgument
-from services.common.storage import ObjectStore, join_key, validate_prefix
+from services.common.storage import ObjectInfo, ObjectStore, join_key, validate_prefix
 from services.detector import metrics
 from services.detector.align import check_size
 from services.detector.alignments import Alignments, FrameRecord
 from services.detector.detect import check_detector
-from services.detector.identity import DEFAULT_THRESHOLD, decode_image, reference_embedding
+from services.detector.identity import DEFAULT_THRESHOLD, reference_embedding
+from services.detector.images import decode_image
 from services.detector.worker import FrameOptions, FrameResult, FrameTask, Source, _init_worker, process_chunk
 
 log = logging.getLogger("faceswap.detector")
@@ -531,11 +532,14 @@ def detect_images(
 
 
 def detect_stored_frames(
-    store: ObjectStore, frames: Sequence[tuple[int, str]], options: DetectOptions
+    store: ObjectStore,
+    frames: Sequence[tuple[int, str]],
+    options: DetectOptions,
+    written: dict[str, ObjectInfo] | None = None,
 ) -> Iterator[FrameRecord]:
     """Detection on stored frames (the DetectFaces RPC), in order; crops are written to
     ``{faces_prefix}/{frame:08d}_{n}.png`` when options.save_faces and options.faces_prefix are set
-    (face_key then holds the full object key).
+    (face_key then holds the full object key, and ``written`` gets each crop's size and digest).
     """
     options.validate()
     if not frames:
@@ -554,6 +558,8 @@ def detect_stored_frames(
         if save:
             for n, (face, crop) in enumerate(zip(record.faces, result.crops, strict=True)):
                 face.face_key = join_key(faces_prefix, f"{record.index:08d}_{n}.png")
-                store.put_bytes(face.face_key, encode_png(crop))
+                info = store.put_bytes(face.face_key, encode_png(crop))
+                if written is not None:
+                    written[info.key] = info
         _record_metrics(result, options.detector)
         yield record

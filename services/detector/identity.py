@@ -6,7 +6,6 @@ operating point, ~99.4% on LFW), hence the default threshold.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterable
 
 import cv2
@@ -67,31 +66,3 @@ def reference_embedding(image_bgr: np.ndarray | None, name: str, detector: str =
     best = max(faces, key=lambda d: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
     landmarks = predict_landmarks(gray, best.box)
     return face_embedding(image_bgr, landmarks, best.box)
-
-
-def decode_image(data: bytes) -> np.ndarray | None:
-    """BGR uint8 image from encoded bytes, or None when they are not a readable image.
-
-    cv2.imdecode rejects a truncated JPEG outright while cv2.imread keeps the part that decodes
-    (the rest grey), so a JPEG that fails in memory gets a second try through a temporary file.
-    """
-    if not data:
-        return None
-    arr = np.frombuffer(data, dtype=np.uint8)
-    try:
-        image = cv2.imdecode(arr, cv2.IMREAD_COLOR)
-    except cv2.error:
-        image = None
-    if image is None and data[:2] == b"\xff\xd8":
-        image = _imread_bytes(data, ".jpg")
-    return image if image is not None and image.size else None
-
-
-def _imread_bytes(data: bytes, suffix: str) -> np.ndarray | None:
-    with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
-        tmp.write(data)
-        tmp.flush()
-        try:
-            return cv2.imread(tmp.name, cv2.IMREAD_COLOR)
-        except cv2.error:
-            return None

@@ -14,7 +14,7 @@ from services.common.config import load_settings
 from services.common.errors import InvalidArgument
 from services.common.pb.faceswap.v1 import common_pb2, detector_pb2, detector_pb2_grpc
 from services.common.server import ServiceSpec, serve
-from services.common.storage import ObjectStore, open_store
+from services.common.storage import ObjectInfo, ObjectStore, open_store
 from services.detector.alignments import FaceRecord, FrameRecord
 from services.detector.extract import DetectOptions, detect_stored_frames, extract_face_set
 
@@ -48,7 +48,11 @@ def options_from_proto(msg: detector_pb2.DetectOptions) -> DetectOptions:
     )
 
 
-def _face_to_proto(face: FaceRecord, store: ObjectStore) -> detector_pb2.Face:
+def _ref(store: ObjectStore, info: ObjectInfo) -> common_pb2.ObjectRef:
+    return common_pb2.ObjectRef(bucket=store.bucket, key=info.key, size_bytes=info.size, sha256=info.sha256)
+
+
+def _face_to_proto(face: FaceRecord, store: ObjectStore, written: dict[str, ObjectInfo]) -> detector_pb2.Face:
     left, top, right, bottom = face.box
     msg = detector_pb2.Face(
         box=detector_pb2.Box(left=left, top=top, right=right, bottom=bottom),
@@ -59,19 +63,19 @@ def _face_to_proto(face: FaceRecord, store: ObjectStore) -> detector_pb2.Face:
         reason=face.reason,
     )
     if face.face_key:
-        info = store.stat(face.face_key)
-        msg.aligned.CopyFrom(
-            common_pb2.ObjectRef(bucket=store.bucket, key=info.key, size_bytes=info.size, sha256=info.sha256)
-        )
+        msg.aligned.CopyFrom(_ref(store, written.get(face.face_key) or store.stat(face.face_key)))
     return msg
 
 
-def frame_to_proto(record: FrameRecord, store: ObjectStore) -> detector_pb2.FrameFaces:
+def frame_to_proto(
+    record: FrameRecord, store: ObjectStore, written: dict[str, ObjectInfo] | None = None
+) -> detector_pb2.FrameFaces:
+    written = written or {}
     msg = detector_pb2.FrameFaces(
         frame_index=record.index,
         key=record.key,
-        faces=[_face_to_proto(f, store) for f in record.faces],
-        rejected=[_face_to_proto(f, store) for f in record.rejected],
+        faces=[_face_to_proto(f, store, written) for f in record.faces],
+        rejected=[_face_to_proto(f, store, written) for f in record.rejected],
         width=record.width,
         height=record.height,
         status=record.status,
@@ -96,8 +100,11 @@ class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
         self, request: detector_pb2.DetectFacesRequest, context: grpc.ServicerContext
     ) -> detector_pb2.DetectFacesResponse:
         options = options_from_proto(request.options)
-        records = detect_stored_frames(self.store, _frames(request.frames), options)
-        return detector_pb2.DetectFacesResponse(frames=[frame_to_proto(r, self.store) for r in records])
+        written: dict[str, ObjectInfo] = {}
+        records = list(detect_stored_frames(self.store, _frames(request.frames), options, written))
+        return detector_pb2.DetectFacesResponse(
+            frames=[frame_to_proto(r, self.store, written) for r in records]
+        )
 
     def StreamDetectFaces(
         self, request_iterator: Iterator[detector_pb2.StreamDetectFacesRequest], context: grpc.ServicerContext
@@ -110,8 +117,11 @@ class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
             if not request.frames:
                 continue
             # One message at a time: a client that waits for replies before sending more never stalls.
-            for record in detect_stored_frames(self.store, _frames(request.frames), options):
-                yield detector_pb2.StreamDetectFacesResponse(frame=frame_to_proto(record, self.store))
+            written: dict[str, ObjectInfo] = {}
+            for record in detect_stored_frames(self.store, _frames(request.frames), options, written):
+                yield detector_pb2.StreamDetectFacesResponse(
+                    frame=frame_to_proto(record, self.store, written)
+                )
 
     def ExtractFaceSet(
         self, request: detector_pb2.ExtractFaceSetRequest, context: grpc.ServicerContext
@@ -136,9 +146,7 @@ class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
             faces_total=summary.faces_total,
             frames_without_face=summary.frames_without_face,
             frames_unreadable=summary.frames_unreadable,
-            alignments=common_pb2.ObjectRef(
-                bucket=self.store.bucket, key=info.key, size_bytes=info.size, sha256=info.sha256
-            ),
+            alignments=_ref(self.store, info),
             frames_filtered=summary.frames_filtered,
             faces_rejected=summary.faces_rejected,
             seconds=summary.seconds,

@@ -23,7 +23,8 @@ from services.detector.detect import (
     to_gray,
     track_face,
 )
-from services.detector.identity import decode_image, face_embedding, nearest_distance
+from services.detector.identity import face_embedding, nearest_distance
+from services.detector.images import decode_image
 
 # A frame's pixels: a local file path, encoded bytes, or an already decoded BGR array.
 Source = str | bytes | np.ndarray | None

@@ -14,6 +14,7 @@ from services.detector.align import (
     check_size,
     eye_centers,
     invert_matrix,
+    paste_back,
     template_points,
     transform_points,
     umeyama,
@@ -68,8 +69,8 @@ def test_inverse_maps_points_and_pixels_back_within_one_pixel() -> None:
     crop, mat = align_face(frame, lm, size=256, coverage=0.75)
     inv = invert_matrix(mat)
     assert np.abs(transform_points(transform_points(lm, mat), inv) - lm).max() < 1e-6
-    # Warp the crop back onto an empty frame: the dot lands where it was.
-    back = cv2.warpAffine(crop, mat, (1400, 1400), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR)
+    # Paste the crop back onto an empty frame: the dot lands where it was.
+    back = paste_back(np.zeros_like(frame), crop, mat)
 
     def centroid(img: np.ndarray) -> np.ndarray:
         gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY).astype(np.float64)
