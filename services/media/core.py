@@ -221,10 +221,14 @@ def extract_video_file(
             frames.append({"index": number, "key": key, "time": float(number / info.fps)})
 
         pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="media-extract")
+        stack = contextlib.ExitStack()
         try:
             # Decoding (ffmpeg) overlaps with image encoding + upload (threads; cv2 releases the GIL);
             # at most 2 frames per worker wait in memory.
-            for number, frame in read_frames(path, start, end, step, info=info, label=label):
+            decoded = stack.enter_context(
+                contextlib.closing(read_frames(path, start, end, step, info=info, label=label))
+            )  # closing: an error below stops ffmpeg at once, not when the generator is collected
+            for number, frame in decoded:
                 _check_stop(should_stop, label)
                 pending.append(pool.submit(save, number, frame))
                 while len(pending) >= 2 * WORKERS:
@@ -250,6 +254,7 @@ def extract_video_file(
             )
         except BaseException:
             # Nothing partial stays published: wait for uploads in flight, then remove what they wrote.
+            stack.close()
             for future in pending:
                 future.cancel()
             pool.shutdown(wait=True)
@@ -261,6 +266,7 @@ def extract_video_file(
                     store.delete(key)
             raise
         finally:
+            stack.close()
             pool.shutdown(wait=True)
     return ExtractResult(frame_count=len(frames), index_key=index_key, info=info)
 
