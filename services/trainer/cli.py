@@ -19,7 +19,7 @@ from services.trainer.model import PRESETS
 
 
 class FolderStore(ObjectStore):
-    """Several local folders as one store: key "A/faces/x.png" -> folders["A"]/faces/x.png.
+    """Several local folders as one store: key "faces_a/faces/x.png" -> folders["faces_a"]/faces/x.png.
 
     Lets the core (which addresses everything by key in one store) work on the user's folders
     wherever they are, without copying them.
@@ -138,7 +138,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not path.is_dir():
             raise NotFound(f"face set folder {str(path)!r} ({flag}) not found")
     model_dir.mkdir(parents=True, exist_ok=True)
-    folders = {"A": faces_a, "B": faces_b, "M": model_dir}
+    # Prefix names double as what messages call each folder.
+    folders = {"faces_a": faces_a, "faces_b": faces_b, "model_dir": model_dir}
     warm = args.warm_start
     if warm and not warm.startswith(ckpt_io.BUILTIN_SCHEME):
         wpath = Path(warm).expanduser().resolve()
@@ -146,8 +147,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             wpath = wpath / ckpt_io.CHECKPOINT
         if not wpath.is_file():
             raise NotFound(f"warm start {warm!r} not found")
-        folders["W"] = wpath.parent
-        warm = f"W/{wpath.name}"
+        folders["warm_start"] = wpath.parent
+        warm = f"warm_start/{wpath.name}"
     store = FolderStore(folders)
     options = TrainOptions(
         preset=args.preset,
@@ -192,7 +193,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        final = train(store, "A", "B", "M", options, on_progress, stop)
+        final = train(store, "faces_a", "faces_b", "model_dir", options, on_progress, stop)
     finally:
         signal.signal(signal.SIGINT, previous)
         if bar is not None:
