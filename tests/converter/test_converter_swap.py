@@ -260,3 +260,26 @@ def test_cli_video_without_alignments_runs_the_detector(tmp_path: Path, model_st
     from services.media.core import probe
 
     assert probe(out_mp4).frame_count == 12
+
+
+class _FullDisk(LocalStore):
+    """A real local store that fails after a few writes, as a full disk would."""
+
+    def __init__(self, root: Path, writes: int) -> None:
+        super().__init__(root, "")
+        self.left = writes
+
+    def put_stream(self, key, stream, size=-1):  # type: ignore[no-untyped-def,override]
+        self.left -= 1
+        if self.left < 0:
+            raise OSError(28, "No space left on device")
+        return super().put_stream(key, stream, size)
+
+
+@pytest.mark.timeout(120)
+def test_a_failing_output_ends_the_run_without_hanging(tmp_path: Path, frames_store: LocalStore) -> None:
+    with pytest.raises(OSError, match="No space"):
+        convert_frames(
+            frames_store, "frames", "alignments.json", "model", "out", ConvertOptions(batch_size=2),
+            output_store=_FullDisk(tmp_path / "full", writes=2),
+        )  # fmt: skip
