@@ -376,7 +376,17 @@ def encode_frames_file(
         first_key, first = ahead[0][0], ahead[0][1].result()
         height, width = first.shape[:2]
         writer = VideoWriter(
-            output_path, rate, width, height, codec, crf, preset, pix_fmt, audio_from, audio_label=audio_label
+            output_path,
+            rate,
+            width,
+            height,
+            codec,
+            crf,
+            preset,
+            pix_fmt,
+            audio_from,
+            audio_label=audio_label,
+            audio_info=audio_info,
         )
         try:
             with writer:

@@ -229,6 +229,7 @@ class VideoWriter:
         audio_from: str | Path | None = None,
         *,
         audio_label: str | None = None,
+        audio_info: VideoInfo | None = None,
         extra_args: list[str] | None = None,
     ) -> None:
         self.path = Path(path)
@@ -258,7 +259,7 @@ class VideoWriter:
         maps = ["-map", "0:v:0"]
         audio: list[str] = []
         if audio_from is not None:
-            source = probe_audio_source(audio_from, audio_label)
+            source = audio_info or probe_audio_source(audio_from, audio_label)
             if source is not None and source.has_audio:
                 cmd += ["-i", str(audio_from)]
                 maps += ["-map", "1:a?"]
