@@ -30,7 +30,14 @@ from services.trainer import checkpoint as ckpt_io
 from services.trainer.augment import AugmentConfig, FaceBank, sample_batch, step_generator
 from services.trainer.data import load_face_set, same_face_set
 from services.trainer.losses import LOSSES, reconstruction_loss, weight_map
-from services.trainer.model import FaceSwapModel, Preset, build_model, count_parameters, get_preset
+from services.trainer.model import (
+    FaceSwapModel,
+    Preset,
+    build_model,
+    build_model_from_config,
+    count_parameters,
+    get_preset,
+)
 from services.trainer.preview import encode_png, preview_grid
 
 log = logging.getLogger("faceswap.trainer")
@@ -297,7 +304,14 @@ def train(
         recipe.seed = int(saved.get("seed", recipe.seed)) if not options.seed else options.seed
 
     torch.manual_seed(recipe.seed)
-    model = build_model(preset_name, size)
+    source = resume or warm
+    # A checkpoint's own architecture record wins over today's preset table, so checkpoints
+    # stay usable when a preset is retuned.
+    model = build_model_from_config(source.config["model"]) if source else build_model(preset_name, size)
+    if model.size != size:
+        raise FailedPrecondition(
+            f"{source.source if source else 'model'} is {model.size}px; the faces are {size}px"
+        )
     start_step = 0
     if resume is not None:
         ckpt_io.load_weights(model, resume)
