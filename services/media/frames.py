@@ -29,7 +29,7 @@ from services.media.ffmpeg import (
     passthrough_args,
     summarize_stderr,
 )
-from services.media.probe import VideoInfo, parse_rate, probe
+from services.media.probe import NoVideoStream, VideoInfo, parse_rate, probe
 
 _PIPE_BYTES = 1 << 20  # a bigger pipe means fewer context switches per frame
 _F_SETPIPE_SZ = 1031
@@ -260,7 +260,7 @@ class VideoWriter:
         audio: list[str] = []
         if audio_from is not None:
             source = audio_info or probe_audio_source(audio_from, audio_label)
-            if source is not None and source.has_audio:
+            if source.has_audio:
                 cmd += ["-i", str(audio_from)]
                 maps += ["-map", "1:a?"]
                 audio = audio_args(suffix, source.audio_codec)
@@ -378,45 +378,17 @@ class VideoWriter:
         return InvalidArgument(f"encoding {self.path.name!r} failed: {reason}", field="output")
 
 
-def probe_audio_source(path: str | Path, label: str | None = None) -> VideoInfo | None:
-    """The audio source's facts; a source without a video stream (plain audio) is fine here."""
+def probe_audio_source(path: str | Path, label: str | None = None) -> VideoInfo:
+    """The audio source's facts; a plain audio file (no video stream) is fine here."""
     label = label or os.path.basename(str(path))
     try:
         return probe(path, label=label)
     except NotFound:
         raise NotFound(f"audio source {label!r} not found") from None
+    except NoVideoStream as exc:
+        if exc.audio_codec is None:
+            raise InvalidArgument(exc.message.removeprefix("video: "), field="audio_from") from None
+        # Only the audio codec matters here (stream copy or re-encode).
+        return VideoInfo(0.0, Fraction(25), 0, 0, 0, audio_codec=exc.audio_codec, has_audio=True)
     except InvalidArgument as exc:
-        if "no video stream" in exc.message and "audio" in exc.message:
-            return _audio_only_info(path, label)
         raise InvalidArgument(exc.message.removeprefix("video: "), field="audio_from") from None
-
-
-def _audio_only_info(path: str | Path, label: str) -> VideoInfo:
-    # An audio file as --audio-from: only the codec matters for choosing copy vs re-encode.
-    import json
-
-    from services.media.ffmpeg import find_ffprobe
-
-    codec = ""
-    ffprobe = find_ffprobe()
-    if ffprobe:
-        out = subprocess.run(
-            [
-                ffprobe,
-                "-v",
-                "error",
-                "-select_streams",
-                "a:0",
-                "-show_entries",
-                "stream=codec_name",
-                "-of",
-                "json",
-                str(path),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout
-        streams = json.loads(out or "{}").get("streams", [])
-        codec = streams[0].get("codec_name", "") if streams else ""
-    return VideoInfo(0.0, Fraction(25), 0, 0, 0, audio_codec=codec, has_audio=True)

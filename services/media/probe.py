@@ -56,6 +56,14 @@ class VideoInfo:
         return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
 
 
+class NoVideoStream(InvalidArgument):
+    """The file has no video stream; audio_codec says what audio it has (None: no audio either)."""
+
+    def __init__(self, message: str, audio_codec: str | None) -> None:
+        super().__init__(message, field="video")
+        self.audio_codec = audio_codec
+
+
 def parse_rate(text: str | float | Fraction, field: str = "fps") -> Fraction:
     """'30000/1001', '29.97', '25' or a number -> exact positive Fraction."""
     try:
@@ -164,7 +172,8 @@ def _probe_ffprobe(ffprobe: str, path: str, label: str) -> VideoInfo:
     audios = [s for s in streams if s.get("codec_type") == "audio"]
     if not videos:
         kinds = ", ".join(f"{s.get('codec_type')} {s.get('codec_name', '?')}" for s in streams) or "none"
-        raise InvalidArgument(f"{label!r} has no video stream (streams: {kinds})", field="video")
+        audio_codec = str(audios[0].get("codec_name", "")) if audios else None
+        raise NoVideoStream(f"{label!r} has no video stream (streams: {kinds})", audio_codec=audio_codec)
     video = videos[0]
     codec = str(video.get("codec_name", "") or "")
     if not codec or codec in ("none", "unknown"):
@@ -303,7 +312,8 @@ def _probe_ffmpeg(ffmpeg: str, path: str, label: str) -> VideoInfo:
             audio = {"index": index, "codec": codec}
     if video is None:
         streams = ", ".join(kinds) or "none"
-        raise InvalidArgument(f"{label!r} has no video stream (streams: {streams})", field="video")
+        audio_codec = audio["codec"] if audio else None
+        raise NoVideoStream(f"{label!r} has no video stream (streams: {streams})", audio_codec=audio_codec)
     if video["codec"] in ("none", "unknown", ""):
         raise InvalidArgument(f"{label!r} uses a video codec this ffmpeg cannot decode", field="video")
     duration = re.search(r"Duration: (\d+:\d+:[\d.]+)", header)
