@@ -95,6 +95,7 @@ class TrainProgress:
     loss_b: float = 0.0
     losses: dict[str, float] = field(default_factory=dict)
     samples_per_second: float = 0.0
+    steps_per_second: float = 0.0
     eta_seconds: float = 0.0
     elapsed_seconds: float = 0.0
     checkpoint_key: str = ""
@@ -452,6 +453,7 @@ def train(
             LOSS.labels("b").set(losses["b"])
             span = sum(w[0] for w in window)
             rate = len(window) / span if span > 0 else 0.0
+            progress.steps_per_second = rate
             progress.samples_per_second = rate * recipe.batch_size * 2
             progress.data_wait_share = sum(w[1] for w in window) / span if span > 0 else 0.0
             SAMPLES_PER_SECOND.set(progress.samples_per_second)
