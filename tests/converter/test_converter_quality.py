@@ -190,3 +190,25 @@ def test_refit_matrix_moves_alignments_to_another_model_size() -> None:
     direct = alignment_matrix(lm, 128, 0.625)
     assert np.allclose(refit, direct, atol=1e-6)
     assert math.isclose(abs(np.linalg.det(refit[:, :2])), abs(np.linalg.det(direct[:, :2])))
+
+
+def test_tracks_do_not_cross_scene_cuts_on_hamilton(shared_data) -> None:  # type: ignore[no-untyped-def]
+    """The stage clip has hard cuts: no smoothed track may run across one."""
+    from converter_helpers import detect_alignments, read_clip
+
+    frames = read_clip(shared_data / "videos" / "hamilton_short_clip.mp4", 240)
+    hists = [
+        cv2.calcHist([cv2.cvtColor(f, cv2.COLOR_BGR2HSV)], [0, 1], None, [16, 16], [0, 180, 0, 256])
+        for f in frames
+    ]
+    cuts = [
+        i
+        for i in range(1, len(frames))
+        if cv2.compareHist(hists[i - 1], hists[i], cv2.HISTCMP_BHATTACHARYYA) > 0.35
+    ]
+    assert cuts, "expected hard cuts in the clip"
+    alignments = detect_alignments(frames)
+    tracks = build_tracks([(f.index, [x.landmarks_array for x in f.faces]) for f in alignments.frames])
+    assert tracks
+    for cut in cuts:
+        assert not [t for t in tracks if t.frames[0] < cut <= t.frames[-1]], cut
