@@ -29,7 +29,7 @@ from services.media.ffmpeg import (
     passthrough_args,
     summarize_stderr,
 )
-from services.media.probe import NoVideoStream, VideoInfo, parse_rate, probe
+from services.media.probe import NoVideoStream, VideoInfo, parse_rate, probe, run_tool
 
 _PIPE_BYTES = 1 << 20  # a bigger pipe means fewer context switches per frame
 _F_SETPIPE_SZ = 1031
@@ -162,7 +162,7 @@ def seek_point(path: str | Path, info: VideoInfo, start: int) -> tuple[float, in
         return None
     cmd = [ffprobe, "-v", "error", "-select_streams", str(info.video_stream_index)]
     cmd += ["-show_entries", "packet=pts,flags:stream=time_base:format=start_time", "-of", "json", str(path)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=300)
+    proc = run_tool(cmd)
     if proc.returncode != 0:
         return None
     try:
