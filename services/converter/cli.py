@@ -97,16 +97,20 @@ def run(args: argparse.Namespace) -> int:
     video_out = is_video_path(output)
 
     if source.is_file():  # a video
+        from services.media.core import probe
+
+        info = probe(source)  # a bad video fails here, before the detector or the model load
+        total = max(0, min(args.end or info.frame_count, info.frame_count) - args.start)
         model, config = load_model(model_store, model_prefix, options, args.device)
         if args.alignments:
             store, key = _file_store(Path(args.alignments))
             alignments = Alignments.loads(store.get_bytes(key))
         else:
-            bar = _Progress("detect", None)
+            bar = _Progress("detect", total)
             alignments = detect_video(source, args.start, args.end, lambda n: bar(n))
             bar.close()
         out_store = None if video_out else LocalStore(output, "")
-        bar = _Progress("convert", None)
+        bar = _Progress("convert", total)
         summary = convert_video(
             source, output, model, config, alignments, options, args.start, args.end, bar, out_store
         )
