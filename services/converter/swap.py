@@ -126,6 +126,15 @@ def build_plan(
     Frames whose status is not "ok" (no_face, filtered, unreadable) get no faces: they pass through.
     Smoothing runs over the whole alignments, so any frame range gets the same result."""
     frames = sorted(alignments.frames, key=lambda f: f.index)
+    for f in frames:
+        for face in f.faces if f.status == "ok" else []:
+            lm, m = np.asarray(face.landmarks, dtype=object), np.asarray(face.matrix, dtype=object)
+            if lm.shape != (68, 2) or m.shape != (2, 3):
+                raise InvalidArgument(
+                    f"frame {f.index}: a face needs 68 x 2 landmarks and a 2 x 3 matrix, got "
+                    f"{lm.shape} and {m.shape}",
+                    field="alignments",
+                )
     faces = [
         (f.index, [face.landmarks_array for face in f.faces] if f.status == "ok" else []) for f in frames
     ]

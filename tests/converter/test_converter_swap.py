@@ -108,6 +108,7 @@ def test_predicted_mask_needs_a_model_with_a_mask(frames_store: LocalStore, mode
         ("bad_alignments", InvalidArgument, "alignments"),
         ("missing_record", FailedPrecondition, "no record"),
         ("other_key", FailedPrecondition, "do not match"),
+        ("short_landmarks", InvalidArgument, "68 x 2"),
         ("other_size", FailedPrecondition, "640x360"),
         ("no_frames", NotFound, "no frames"),
         ("bad_option", InvalidArgument, "options.color"),
@@ -132,6 +133,8 @@ def test_bad_input_fails_before_any_output(frames_store: LocalStore, case: str, 
         _edit_alignments(frames_store, lambda d: d["frames"].pop(3))
     elif case == "other_key":
         _edit_alignments(frames_store, lambda d: d["frames"][0].update(key="other/00000099.png"))
+    elif case == "short_landmarks":
+        _edit_alignments(frames_store, lambda d: d["frames"][2]["faces"][0].update(landmarks=[[1, 2]] * 5))
     elif case == "other_size":
         _edit_alignments(frames_store, lambda d: [f.update(width=640, height=360) for f in d["frames"]])
     elif case == "no_frames":
