@@ -56,7 +56,14 @@ def register_variant(name: str) -> str:
 
 
 def measure(
-    store: FolderStore, variant: str, steps: int, batch_size: int, device: str, workdir: str, tag: str = ""
+    store: FolderStore,
+    variant: str,
+    steps: int,
+    batch_size: int,
+    device: str,
+    workdir: str,
+    tag: str = "",
+    max_seconds: float = 0.0,
 ) -> dict:
     name = register_variant(variant)
     curve: list[tuple[int, float, float]] = []
@@ -84,6 +91,7 @@ def measure(
         report_every=0.0,
         device=device,
         seed=1,
+        max_seconds=max_seconds,
     )
     final = train(store, "A", "B", f"M/{variant}{tag}", options, on_progress)
     seconds = final.elapsed_seconds  # training only: face-set loading is not counted
@@ -114,13 +122,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--cpu-steps", type=int, default=0, help="also time this many steps per variant on CPU"
     )
+    parser.add_argument("--max-seconds", type=float, default=0.0, help="time budget per variant")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         store = FolderStore({"A": args.faces_a, "B": args.faces_b, "M": Path(tmp)})
         for variant in args.variants.split(","):
-            result = measure(store, variant, args.steps, args.batch_size, args.device, tmp)
+            result = measure(
+                store, variant, args.steps, args.batch_size, args.device, tmp, max_seconds=args.max_seconds
+            )
             if args.cpu_steps:
                 cpu = measure(store, variant, args.cpu_steps, args.batch_size, "cpu", tmp, "cpu")
                 result["cpu_seconds_per_step"] = round(cpu["seconds"] / max(1, cpu["steps"]), 4)
