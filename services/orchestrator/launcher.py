@@ -145,14 +145,37 @@ class ServiceGroup:
             for name in list(pending):
                 proc = self.procs.get(name)
                 if proc is not None and proc.poll() is not None:
-                    hint = f" (see {self.log_dir / (name + '.log')})" if self.log_dir else ""
-                    raise Unavailable(f"service {name} exited with code {proc.returncode} at start{hint}")
+                    raise Unavailable(
+                        f"service {name} exited with code {proc.returncode} at start{self._log_tail(name)}"
+                    )
                 if health_ok(self.address(name)):
                     pending.remove(name)
             if pending and time.monotonic() > deadline:
                 raise Unavailable(f"services not healthy after {timeout:.0f} s: {', '.join(pending)}")
             if pending:
                 time.sleep(0.3)
+
+    def _log_tail(self, name: str, lines: int = 3) -> str:
+        if self.log_dir is None:
+            return ""
+        path = self.log_dir / f"{name}.log"
+        try:
+            tail = path.read_text(errors="replace").strip().splitlines()[-lines:]
+        except OSError:
+            tail = []
+        return f" (see {path}: {' / '.join(tail)})" if tail else f" (see {path})"
+
+    def restart(self, name: str, attempts: int = 3, timeout: float = 120.0) -> None:
+        """Starts a service again on its port (after kill); retries a start that exits at once."""
+        for attempt in range(attempts):
+            self.start_one(name, wait=False)
+            try:
+                self.wait_healthy((name,), timeout)
+                return
+            except Unavailable:
+                if attempt == attempts - 1 or self.procs[name].poll() is None:
+                    raise
+                time.sleep(1.0)
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.procs.get(name)

@@ -171,7 +171,7 @@ def _kill_mid_training(group: ServiceGroup, victim: str, clips, tmp: Path) -> No
         saved_step = json.loads(objects.get_bytes(ckpt)).get("step", 0)
         group.kill(victim)
         time.sleep(1.0)
-        group.start_one(victim)
+        group.restart(victim)
         final = _wait_for_end(client, job.name, 300)
         _assert_swapped_video(objects, final, clips["a"], tmp)
         events = [r.event for r in client.watch(job.name)]
