@@ -179,3 +179,32 @@ def test_wait_for_job_follows_progress_to_the_end() -> None:
     running = k8s_jobs.JobStatus("j", "running", 4, 0, 0, 4)
     timed_out = k8s_jobs.wait_for_job("j", "ns", poll_seconds=0, timeout=0, status=lambda *_: running)
     assert timed_out.state == "timeout"
+
+
+def test_orchestrator_job_manifests_parse_in_the_worker(chart_settings: k8s_jobs.JobSettings) -> None:
+    """The contract between the orchestrator's Kubernetes runner and the worker its Jobs run."""
+    k8s_runner = pytest.importorskip("services.orchestrator.k8s_runner")
+    from services.common.pb.faceswap.v1 import jobs_pb2
+    from services.converter.options import ConvertOptions
+    from services.trainer.loop import TrainOptions
+    from services.worker import build_parser, parse_options
+
+    spec = jobs_pb2.SwapJobSpec()
+    spec.options.train.steps = 50
+    spec.options.convert.blend = "alpha"
+    train = _as_k8s(k8s_runner.train_manifest("abc", spec, "faceswap", chart_settings))
+    validate(train)
+    args = build_parser().parse_args(train["spec"]["template"]["spec"]["containers"][0]["args"])
+    assert args.stage == "train"
+    assert build_options(TrainOptions, parse_options(args.options)).steps == 50
+
+    convert = _as_k8s(
+        k8s_runner.convert_manifest(
+            "abc", spec, "jobs/abc/faces_a/alignments.json", "m", 100, chart_settings, 30
+        )
+    )
+    validate(convert)
+    assert convert["spec"]["completions"] == 4
+    args = build_parser().parse_args(convert["spec"]["template"]["spec"]["containers"][0]["args"])
+    assert (args.stage, args.total_frames, args.chunk_size) == ("convert", 100, 30)
+    assert build_options(ConvertOptions, parse_options(args.options)).validate().blend == "alpha"
