@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -131,6 +134,11 @@ def _folder(path: Path | None, flag: str) -> Path:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    with contextlib.ExitStack() as stack:
+        return _train(args, stack)
+
+
+def _train(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     faces_a = _folder(args.faces_a, "-A/--faces-a")
     faces_b = _folder(args.faces_b, "-B/--faces-b")
     model_dir = _folder(args.model_dir, "-m/--model-dir")
@@ -147,8 +155,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             wpath = wpath / ckpt_io.CHECKPOINT
         if not wpath.is_file():
             raise NotFound(f"warm start {warm!r} not found")
-        folders["warm_start"] = wpath.parent
-        warm = f"warm_start/{wpath.name}"
+        # A private copy: wrapping the file's own folder as a store would write metadata there.
+        tmp = tempfile.TemporaryDirectory(prefix="faceswap-warm-")
+        stack.callback(tmp.cleanup)
+        shutil.copyfile(wpath, Path(tmp.name) / "warm_start.pt")
+        folders["warm_start"] = Path(tmp.name)
+        warm = "warm_start/warm_start.pt"
     store = FolderStore(folders)
     options = TrainOptions(
         preset=args.preset,
@@ -175,7 +187,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         nonlocal bar, announced
         if not announced:
             announced = True
-            print(f"faceswap train: {p.message}", file=sys.stderr)
+            message = p.message.replace(warm, args.warm_start) if warm else p.message
+            print(f"faceswap train: {message}", file=sys.stderr)
         if args.no_progress:
             return
         if bar is None:
