@@ -98,7 +98,7 @@ def naive_convert(store: ObjectStore, options: ConvertOptions, output_prefix: st
 
 
 def run(quick: bool, workdir: Path) -> list[dict]:
-    frames = 16 if quick else 120
+    frames = 24 if quick else 120
     store = LocalStore(workdir / "converter", "bench")
     _prepare(store, frames, workdir / f"converter-alignments-{frames}.json")
     device = str(pick_device("auto"))
@@ -107,9 +107,15 @@ def run(quick: bool, workdir: Path) -> list[dict]:
         options = ConvertOptions(blend=blend)
         # Warm up both paths (model load, first-call allocations) outside the timing.
         convert_frames(store, "frames", "alignments.json", "model", "warm", options, end=4, device=device)
-        naive = naive_convert(store, options, "naive", device)
-        summary = convert_frames(store, "frames", "alignments.json", "model", "fast", options, device=device)
-        fast = summary.frames_per_second
+        # Best of two, interleaved: the shared CPU's load swings, and both paths see the same swings.
+        naive, fast, summary = 0.0, 0.0, None
+        for _ in range(2):
+            naive = max(naive, naive_convert(store, options, "naive", device))
+            run_summary = convert_frames(
+                store, "frames", "alignments.json", "model", "fast", options, device=device
+            )
+            if run_summary.frames_per_second > fast:
+                fast, summary = run_summary.frames_per_second, run_summary
         stages = ", ".join(f"{k} {v:.1f}s" for k, v in sorted(summary.stage_seconds.items()))
         rows.append(
             {
