@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from services.detector.align import umeyama
+
 SmoothFn = Callable[[np.ndarray, float], np.ndarray]
 
 
@@ -169,26 +171,6 @@ def smooth_tracks(tracks: list[Track], kind: str, fps: float = 30.0) -> dict[tup
     return out
 
 
-def similarity_fit(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares similarity (Umeyama) mapping src points onto dst points, as a 3x3 matrix."""
-    src = np.asarray(src, np.float64)
-    dst = np.asarray(dst, np.float64)
-    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
-    s, d = src - mu_s, dst - mu_d
-    cov = d.T @ s / len(src)
-    u, sig, vt = np.linalg.svd(cov)
-    fix = np.eye(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        fix[1, 1] = -1
-    rot = u @ fix @ vt
-    var = (s**2).sum() / len(src)
-    scale = float((sig * np.diag(fix)).sum() / var) if var > 0 else 1.0
-    out = np.eye(3)
-    out[:2, :2] = scale * rot
-    out[:2, 2] = mu_d - scale * rot @ mu_s
-    return out
-
-
 def smoothed_matrix(matrix: np.ndarray, landmarks: np.ndarray, smoothed: np.ndarray) -> np.ndarray:
     """Moves a frame -> face alignment matrix along with its landmarks' smoothing.
 
@@ -198,7 +180,7 @@ def smoothed_matrix(matrix: np.ndarray, landmarks: np.ndarray, smoothed: np.ndar
     """
     if np.array_equal(landmarks, smoothed):
         return np.asarray(matrix, np.float64)
-    s = similarity_fit(landmarks, smoothed)
+    s = umeyama(landmarks, smoothed)
     m = np.vstack([np.asarray(matrix, np.float64), [0, 0, 1]])
     return (m @ np.linalg.inv(s))[:2]
 

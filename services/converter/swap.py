@@ -28,6 +28,8 @@ from services.converter.options import ConvertOptions
 from services.converter.pipeline import Engine, FrameError, FrameTask, RunStats, decode_image
 from services.converter.smooth import build_tracks, smooth_tracks, smoothed_matrix
 from services.detector.alignments import Alignments
+from services.media.core import list_frame_keys
+from services.media.frames import validate_range
 
 log = logging.getLogger("faceswap.converter")
 
@@ -157,16 +159,9 @@ def build_plan(
 def select_range(
     frames: list[tuple[int, str]], start: int, end: int | None, step: int
 ) -> list[tuple[int, str]]:
-    if start < 0:
-        raise InvalidArgument(f"start must be >= 0, got {start}", field="range.start")
-    if end is not None and end <= start:
-        raise InvalidArgument(f"end {end} must be greater than start {start}", field="range.end")
-    if step < 1:
-        raise InvalidArgument(f"step must be >= 1, got {step}", field="range.step")
-    picked = [
-        (i, k) for i, k in frames if i >= start and (end is None or i < end) and (i - start) % step == 0
-    ]
-    return picked
+    """Frames numbered start, start + step, ... below end (the media service's range semantics)."""
+    validate_range(start, end, step)
+    return [(i, k) for i, k in frames if i >= start and (end is None or i < end) and (i - start) % step == 0]
 
 
 def match_alignments(alignments: Alignments, frames: list[tuple[int, str]]) -> None:
@@ -275,12 +270,6 @@ def summarize(stats: RunStats) -> ConvertSummary:
     )
 
 
-def _list_frames(store: ObjectStore, frames_prefix: str) -> list[tuple[int, str]]:
-    from services.media.core import list_frame_keys
-
-    return list_frame_keys(store, frames_prefix)
-
-
 def convert_frames(
     store: ObjectStore,
     frames_prefix: str,
@@ -319,7 +308,7 @@ def convert_frames(
     if not alignments_key:
         raise InvalidArgument("is required", field="alignments")
 
-    frames = _list_frames(store, frames_prefix)
+    frames = list_frame_keys(store, frames_prefix)
     if not frames:
         raise NotFound(f"no frames (png/jpg/webp) under {frames_prefix!r}")
     selected = select_range(frames, start, end, step)

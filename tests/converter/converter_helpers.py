@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from services.common.storage import ObjectStore, join_key
-from services.detector.alignments import Alignments, FaceRecord, FrameRecord
+from services.detector.alignments import Alignments
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIP = ROOT / "samples" / "liveportrait_s18.mp4"
@@ -24,36 +24,13 @@ def read_clip(path: Path, count: int) -> list[np.ndarray]:
 
 
 def detect_alignments(frames: list[np.ndarray], size: int = 64, coverage: float = 0.75) -> Alignments:
-    """Alignments of real frames from the detector's own detection, landmarks and alignment."""
-    from services.detector.align import alignment_matrix
-    from services.detector.detect import detect_faces, predict_landmarks, to_gray
+    """Alignments of real frames from the detector (in this process, on a 640 px copy)."""
+    from services.detector.extract import DetectOptions, detect_images
 
-    records = []
-    for index, frame in enumerate(frames):
-        gray = to_gray(frame)
-        faces = []
-        for det in detect_faces(frame, "hog", upsample=0, max_side=640, gray=gray):
-            lm = predict_landmarks(gray, det.box)
-            faces.append(
-                FaceRecord(
-                    box=[int(v) for v in det.box],
-                    score=det.score,
-                    landmarks=lm.tolist(),
-                    matrix=alignment_matrix(lm, size, coverage).tolist(),
-                )
-            )
-        h, w = frame.shape[:2]
-        records.append(
-            FrameRecord(
-                index=index,
-                key=f"{index:08d}.png",
-                width=w,
-                height=h,
-                status="ok" if faces else "no_face",
-                reason="" if faces else "no face found",
-                faces=faces,
-            )
-        )
+    options = DetectOptions(size=size, coverage=coverage, upsample=0, detect_max_side=640, jobs=1)
+    records = detect_images(frames, options)
+    for rec in records:
+        rec.key = f"{rec.index:08d}.png"
     return Alignments(size=size, coverage=coverage, detector="hog", frames=records)
 
 

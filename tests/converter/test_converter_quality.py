@@ -17,7 +17,6 @@ from services.converter.smooth import (
     SMOOTHERS,
     build_tracks,
     jitter_energy,
-    similarity_fit,
     smooth_tracks,
     smoothed_matrix,
 )
@@ -176,8 +175,6 @@ def test_no_smoothing_keeps_the_matrix() -> None:
     # A pure shift of the landmarks shifts the crop with them.
     moved = smoothed_matrix(m, lm, lm + np.array([2.0, 0.0]))
     assert np.allclose(moved[:, :2] @ (lm[0] + [2.0, 0.0]) + moved[:, 2], m[:, :2] @ lm[0] + m[:, 2])
-    s = similarity_fit(lm, lm * 2 + 1)
-    assert np.allclose(s[:2, :2], 2 * np.eye(2)) and np.allclose(s[:2, 2], 1)
     assert set(SMOOTHERS) == {"none", "oneeuro", "savgol"}
 
 
