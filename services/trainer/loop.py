@@ -302,7 +302,12 @@ def train(
             saved.get("learning_rate", recipe.learning_rate)
         )
         recipe.loss = options.loss or str(saved.get("loss", recipe.loss))
+        recipe.warmup_steps = int(saved.get("warmup_steps", recipe.warmup_steps))
         recipe.seed = int(saved.get("seed", recipe.seed)) if not options.seed else options.seed
+
+    if warm is not None and not options.learning_rate:
+        recipe.learning_rate *= preset.fine_tune_lr_scale
+        recipe.warmup_steps = 0 if preset.fine_tune_lr_scale < 1 else recipe.warmup_steps
 
     torch.manual_seed(recipe.seed)
     source = resume or warm

@@ -74,6 +74,9 @@ class Preset:
     face_weight: float = 0.0  # extra loss weight inside the landmark hull
     eye_mouth_weight: float = 0.0  # extra loss weight on eyes and mouth
     channels_last: bool = False
+    # A warm-started run fine-tunes at this share of the learning rate, without warm-up: the warm
+    # start ended its schedule low, and jumping back to the peak undoes part of it (measured).
+    fine_tune_lr_scale: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -112,6 +115,7 @@ PRESETS: dict[str, Preset] = {
         face_weight=1.0,
         eye_mouth_weight=2.0,
         channels_last=True,
+        fine_tune_lr_scale=0.1,
     ),
 }
 

