@@ -17,9 +17,12 @@ import functools
 import hashlib
 import re
 import time
+from collections.abc import Callable
 from pathlib import PurePosixPath
 
-from services.common.errors import InvalidArgument, NotFound
+from services.common.auth import ANONYMOUS
+from services.common.errors import InvalidArgument, NotFound, PermissionDenied
+from services.common.limits import check_count, check_image, check_train_steps, load_limits
 from services.common.pb.faceswap.v1 import common_pb2, jobs_pb2
 from services.common.storage import ObjectStore, join_key, validate_key, validate_prefix
 from services.orchestrator.store import (
@@ -121,6 +124,13 @@ def parse_job_name(name: str, field: str = "name") -> str:
     return job_id
 
 
+def scoped_request_id(owner: str, request_id: str) -> str:
+    """The stored idempotency key: per client when authentication names clients."""
+    if not request_id or owner in ("", ANONYMOUS):
+        return request_id
+    return f"{owner}:{request_id}"
+
+
 def spec_hash(spec: jobs_pb2.SwapJobSpec) -> str:
     return hashlib.sha256(spec.SerializeToString(deterministic=True)).hexdigest()
 
@@ -162,8 +172,50 @@ def _check_ref(store: ObjectStore, ref: common_pb2.ObjectRef, field: str) -> Non
         raise NotFound(f"{field}.key: object {ref.key!r} not found (upload it with UploadFile first)")
 
 
+def _key_field(key: str, field: str) -> str:
+    try:
+        return validate_key(key)
+    except InvalidArgument as exc:
+        raise InvalidArgument(exc.message, field=field) from None
+
+
+def check_ref_access(spec: jobs_pb2.SwapJobSpec, owns_job: Callable[[str], bool]) -> None:
+    """Every object a client names must be an upload or under one of its own jobs.
+
+    Checked before anything is looked up in storage, so a client learns nothing about other keys:
+    malformed keys ('../x', '/etc/passwd') are INVALID_ARGUMENT, other places PERMISSION_DENIED.
+    """
+    named: list[tuple[str, str]] = []
+    if spec.video.key:
+        named.append((spec.video.key, "spec.video.key"))
+    named += [(r.key, f"spec.faces_b[{i}].key") for i, r in enumerate(spec.faces_b)]
+    named += [(r.key, f"spec.reference_photos[{i}].key") for i, r in enumerate(spec.reference_photos)]
+    if spec.options.train.warm_start.key:
+        named.append((spec.options.train.warm_start.key, "spec.options.train.warm_start.key"))
+    if spec.options.model_prefix:
+        named.append((spec.options.model_prefix.rstrip("/") + "/x", "spec.options.model_prefix"))
+    for key, field in named:
+        if not key:
+            continue  # 'is required' is validate_spec's to say
+        key = _key_field(key, field)
+        parts = key.split("/")
+        if parts[0] == "uploads" and len(parts) == 2:
+            continue
+        own_job = parts[0] == "jobs" and len(parts) > 2 and re.fullmatch(r"[0-9a-f]{32}", parts[1])
+        if own_job and owns_job(parts[1]):
+            continue
+        raise PermissionDenied(f"{field}: only objects under uploads/ or your own jobs/ may be used")
+
+
+def _check_image(store: ObjectStore, key: str, field: str) -> None:
+    """A photo's header only: a 20000x20000 image is refused here, not decoded by the detector."""
+    with store.open(key) as fh:
+        check_image(fh, field)
+
+
 def validate_spec(spec: jobs_pb2.SwapJobSpec, store: ObjectStore) -> None:
     """Raises InvalidArgument naming the field (``spec.options.train.preset``) or NotFound."""
+    limits = load_limits()
     if not spec.HasField("video"):
         raise InvalidArgument("is required", field="spec.video")
     _check_ref(store, spec.video, "spec.video")
@@ -177,12 +229,15 @@ def validate_spec(spec: jobs_pb2.SwapJobSpec, store: ObjectStore) -> None:
         raise InvalidArgument(
             "give photos or one video of person B (or options.model_prefix)", field="spec.faces_b"
         )
+    check_count(len(spec.faces_b), "spec.faces_b", limits)
+    check_count(len(spec.reference_photos), "spec.reference_photos", limits)
     kinds = set()
     for i, ref in enumerate(spec.faces_b):
         _check_ref(store, ref, f"spec.faces_b[{i}]")
         ext = extension(ref.key)
         if ext in IMAGE_EXTS:
             kinds.add("image")
+            _check_image(store, ref.key, f"spec.faces_b[{i}]")
         elif ext in VIDEO_EXTS:
             kinds.add("video")
         else:
@@ -195,6 +250,7 @@ def validate_spec(spec: jobs_pb2.SwapJobSpec, store: ObjectStore) -> None:
         _check_ref(store, ref, f"spec.reference_photos[{i}]")
         if extension(ref.key) not in IMAGE_EXTS:
             raise InvalidArgument(f"{ref.key!r} is not an image", field=f"spec.reference_photos[{i}].key")
+        _check_image(store, ref.key, f"spec.reference_photos[{i}]")
 
     d = opts.detect
     _choice(d.detector, DETECTORS, "spec.options.detect.detector")
@@ -212,6 +268,7 @@ def validate_spec(spec: jobs_pb2.SwapJobSpec, store: ObjectStore) -> None:
     if t.preset:
         _choice(t.preset, ("", *known_presets()), "spec.options.train.preset")
     _range(t.steps, 0, 10_000_000, "spec.options.train.steps")
+    check_train_steps(t.steps, "spec.options.train.steps", limits)
     _range(t.batch_size, 0, 4096, "spec.options.train.batch_size")
     _range(t.learning_rate, 0.0, 1.0, "spec.options.train.learning_rate")
     _range(t.max_seconds, 0.0, 30 * 86400.0, "spec.options.train.max_seconds")
@@ -267,7 +324,9 @@ def job_to_proto(job: JobRecord, bucket: str = "") -> jobs_pb2.Job:
         progress=jobs_pb2.JobProgress(
             stage=job.stage, done=job.progress_done, total=job.progress_total, eta_seconds=job.eta_seconds
         ),
-        request_id=job.request_id,
+        request_id=job.request_id.removeprefix(f"{job.owner}:")
+        if job.owner not in ("", ANONYMOUS)
+        else job.request_id,
         spec=spec,
         owner=job.owner,
         create_time=rfc3339(job.created_at),

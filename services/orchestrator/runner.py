@@ -26,6 +26,7 @@ from services.common.auth import call_metadata
 from services.common.client import make_channel
 from services.common.config import Settings, load_settings
 from services.common.errors import ServiceError
+from services.common.limits import check_video
 from services.common.pb.faceswap.v1 import (
     common_pb2,
     converter_pb2,
@@ -202,6 +203,15 @@ class JobRunner:
         stage = "media_extract"
         video_key = keys.input_video(spec.video.key)
         _copy_object(self.objects, spec.video.key, video_key)
+        # Limits first: a 3-hour 8K upload fails here in a second, not after filling the store with frames.
+        probed = self._call(
+            ctx,
+            stage,
+            self.clients.media.Probe,
+            media_pb2.ProbeRequest(video=common_pb2.ObjectRef(key=video_key)),
+            SHORT_TIMEOUT,
+        ).info
+        _check_limits(stage, probed, "spec.video")
         resp = self._call(
             ctx,
             stage,
@@ -232,6 +242,7 @@ class JobRunner:
                 media_pb2.ProbeRequest(video=common_pb2.ObjectRef(key=b_video)),
                 SHORT_TIMEOUT,
             ).info
+            _check_limits(stage, info, "spec.faces_b[0]")
             step = max(1, math.ceil(info.frame_count / B_VIDEO_MAX_FRAMES))
             b_resp = self._call(
                 ctx,
@@ -616,6 +627,14 @@ def make_runner(objects: ObjectStore, settings: OrchestratorSettings | None = No
 
         return KubernetesJobRunner(objects, settings=settings)
     return JobRunner(objects, settings=settings)
+
+
+def _check_limits(stage: str, info: media_pb2.VideoInfo, what: str) -> None:
+    """FACESWAP_MAX_VIDEO_SECONDS / _RESOLUTION / _FRAMES on a probed video, as a failed stage."""
+    try:
+        check_video(info.duration_seconds, info.width, info.height, info.frame_count, what)
+    except ServiceError as exc:
+        raise StageFailed(stage, exc.code, exc.message) from None
 
 
 def _budget_spent(status: trainer_pb2.TrainingStatus) -> bool:

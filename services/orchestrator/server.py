@@ -25,11 +25,13 @@ from services.common.storage import CHUNK, ObjectStore, open_store, validate_key
 from services.orchestrator.jobs import (
     PROTO_TO_STATE,
     STATE_TO_PROTO,
+    check_ref_access,
     event_to_proto,
     extension,
     job_to_proto,
     known_presets,
     parse_job_name,
+    scoped_request_id,
     spec_hash,
     validate_spec,
 )
@@ -62,6 +64,12 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
             raise NotFound(f"job {name!r} not found")  # another client's job: do not reveal it
         return job
 
+    def _owns_job(self, job_id: str) -> bool:
+        try:
+            return self.jobs.get_job(job_id).owner in ("", current_client())
+        except NotFound:
+            return False
+
     def _proto(self, job: JobRecord) -> jobs_pb2.Job:
         return job_to_proto(job, self.objects.bucket)
 
@@ -72,13 +80,16 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
             raise InvalidArgument("is required", field="spec")
         client = current_client()
         rhash = spec_hash(request.spec)
-        existing = self.jobs.find_by_request_id(request.request_id) if request.request_id else None
+        # Idempotency keys are per client: two clients may both use request_id "1".
+        request_id = scoped_request_id(client, request.request_id)
+        existing = self.jobs.find_by_request_id(request_id) if request_id else None
         if existing is not None and existing.request_hash == rhash and existing.owner == client:
             # A retried submit: the same job, even if its uploads were cleaned up since.
             return jobs_pb2.SubmitSwapJobResponse(job=self._proto(existing), created=False)
+        check_ref_access(request.spec, self._owns_job)
         validate_spec(request.spec, self.objects)
         job, created = self.jobs.create_job(
-            request_id=request.request_id,
+            request_id=request_id,
             request_hash=rhash,
             spec=request.spec.SerializeToString(deterministic=True),
             owner=client,

@@ -13,7 +13,7 @@ ORCHESTRATOR_ENV_DOCS: dict[str, tuple[str, str]] = {
     "FACESWAP_STAGE_RETRY_SECONDS": ("300", "how long a stage retries UNAVAILABLE/DEADLINE_EXCEEDED"),
     "FACESWAP_CONVERT_CHUNK_FRAMES": ("0", "frames per conversion chunk (0 = about 10 chunks per video)"),
     "FACESWAP_WORKER_ID": ("", "stable orchestrator id (a restart reclaims its own jobs at once)"),
-    "FACESWAP_MAX_UPLOAD_MB": ("4096", "largest file UploadFile accepts, MiB"),
+    "FACESWAP_MAX_UPLOAD_MB": ("2048", "largest file UploadFile accepts, MiB (see services.common.limits)"),
     "FACESWAP_POLL_SECONDS": ("1.0", "how often idle workers and SQLite watchers poll the database"),
 }
 
