@@ -371,8 +371,6 @@ class JobRunner:
             if status.state == trainer_pb2.TRAINING_STATE_SUCCEEDED or (
                 status.state == trainer_pb2.TRAINING_STATE_STOPPED and _budget_spent(status)
             ):
-                if status.state == trainer_pb2.TRAINING_STATE_STOPPED:
-                    ctx.progress(stage, status.step, status.total_steps, message=status.message, force=True)
                 if history:
                     self.objects.put_json(keys.loss_log, history)
                 return {
