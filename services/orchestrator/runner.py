@@ -507,6 +507,7 @@ class JobRunner:
         swapped = int(ctx.outputs.get("convert_faces", 0))
         started = time.monotonic()
         new_frames = 0
+        first_error = ""
         for start in range(0, total, chunk):
             end = min(total, start + chunk)
             if start in done_chunks:
@@ -527,6 +528,8 @@ class JobRunner:
             )
             done_chunks.add(start)
             swapped += int(resp.faces_swapped)
+            if resp.frame_errors and not first_error:
+                first_error = f"{resp.frame_errors[0].where}: {resp.frame_errors[0].message}"
             new_frames += end - start
             frames_done = sum(min(total, s + chunk) - s for s in done_chunks)
             rate = new_frames / max(1e-6, time.monotonic() - started)
@@ -538,6 +541,14 @@ class JobRunner:
                 {"convert_chunks": sorted(done_chunks), "convert_faces": swapped},
                 stage,
                 f"converted frames {start}-{end - 1}{note}",
+            )
+        if swapped == 0 and ctx.outputs["detect_a"].get("faces", 0) > 0:
+            # Every face failed and was passed through: an "output" identical to the input is no success.
+            raise StageFailed(
+                stage,
+                grpc.StatusCode.INTERNAL,
+                f"no face was swapped in {total} frames ({ctx.outputs['detect_a']['faces']} detected)"
+                + (f"; first frame error: {first_error}" if first_error else ""),
             )
         return {"prefix": keys.converted, "frames": total, "faces_swapped": swapped, "chunk": chunk}
 
