@@ -228,3 +228,23 @@ def _free_port() -> int:
     from services.orchestrator.launcher import free_port
 
     return free_port()
+
+
+@pytest.mark.slow
+def test_reuse_trained_model_skips_training(local_services: ServiceGroup, clips, tmp_path: Path) -> None:
+    objects = _objects(local_services)
+    with JobClient(local_services.jobs_address) as client:
+        spec = _spec(client, clips, steps=12)
+        spec.options.skip_evaluate = True
+        first = client.wait(client.submit(spec)[0].name)
+        assert first.state == jobs_pb2.JOB_STATE_SUCCEEDED, first.error
+        model = f"jobs/{first.name.split('/')[1]}/model"
+        reuse = jobs_pb2.SwapJobSpec(video=client.upload(clips["a"]), faces_b=[client.upload(clips["b"])])
+        reuse.options.model_prefix = model
+        reuse.options.skip_evaluate = True
+        final = client.wait(client.submit(reuse)[0].name)
+        messages = [r.event.message for r in client.watch(final.name)]
+    _assert_swapped_video(objects, final, clips["a"], tmp_path)
+    assert not any(m.startswith(("training", "warm start")) for m in messages), messages
+    job_id = final.name.split("/")[1]
+    assert not objects.exists(f"jobs/{job_id}/model/checkpoint.pt")  # nothing trained for this job
