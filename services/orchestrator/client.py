@@ -21,6 +21,7 @@ import grpc
 
 from services.common.auth import call_metadata
 from services.common.client import make_channel
+from services.common.config import load_settings
 from services.common.pb.faceswap.v1 import common_pb2, jobs_pb2, jobs_pb2_grpc
 
 UPLOAD_CHUNK = 1024 * 1024
@@ -32,11 +33,16 @@ def state_name(state: int) -> str:
 
 
 class JobClient:
-    def __init__(self, address: str, timeout: float = 60.0) -> None:
+    def __init__(self, address: str, timeout: float = 60.0, token: str | None = None) -> None:
         self.address = address
         self.timeout = timeout
+        # The bearer token: given here, or FACESWAP_TOKEN (call_metadata) when None.
+        self.token = token
         self.channel = make_channel(address, ["faceswap.v1.JobService"])
         self.stub = jobs_pb2_grpc.JobServiceStub(self.channel)
+
+    def _metadata(self) -> list[tuple[str, str]]:
+        return [("authorization", f"Bearer {self.token}")] if self.token is not None else call_metadata()
 
     def close(self) -> None:
         self.channel.close()
@@ -49,41 +55,43 @@ class JobClient:
 
     def upload(self, path: str | Path, timeout: float = 3600.0) -> common_pb2.ObjectRef:
         path = Path(path)
+        # Each message must fit FACESWAP_MAX_MESSAGE_MB with room for the filename and framing.
+        chunk = max(64 * 1024, min(UPLOAD_CHUNK, load_settings().max_message_bytes // 2))
 
         def chunks() -> Iterator[jobs_pb2.UploadFileRequest]:
             with open(path, "rb") as fh:
                 first = True
-                for block in iter(lambda: fh.read(UPLOAD_CHUNK), b""):
+                for block in iter(lambda: fh.read(chunk), b""):
                     yield jobs_pb2.UploadFileRequest(filename=path.name if first else "", chunk=block)
                     first = False
                 if first:  # empty file: one message so the server can say so
                     yield jobs_pb2.UploadFileRequest(filename=path.name)
 
-        return self.stub.UploadFile(chunks(), timeout=timeout, metadata=call_metadata()).object
+        return self.stub.UploadFile(chunks(), timeout=timeout, metadata=self._metadata()).object
 
     def submit(self, spec: jobs_pb2.SwapJobSpec, request_id: str = "") -> tuple[jobs_pb2.Job, bool]:
         resp = self.stub.SubmitSwapJob(
             jobs_pb2.SubmitSwapJobRequest(request_id=request_id or uuid.uuid4().hex, spec=spec),
             timeout=self.timeout,
-            metadata=call_metadata(),
+            metadata=self._metadata(),
         )
         return resp.job, resp.created
 
     def get(self, name: str) -> jobs_pb2.Job:
         return self.stub.GetJob(
-            jobs_pb2.GetJobRequest(name=name), timeout=self.timeout, metadata=call_metadata()
+            jobs_pb2.GetJobRequest(name=name), timeout=self.timeout, metadata=self._metadata()
         ).job
 
     def list(self, state: int = 0, page_size: int = 50, page_token: str = "") -> jobs_pb2.ListJobsResponse:
         return self.stub.ListJobs(
             jobs_pb2.ListJobsRequest(state=state, page_size=page_size, page_token=page_token),
             timeout=self.timeout,
-            metadata=call_metadata(),
+            metadata=self._metadata(),
         )
 
     def cancel(self, name: str) -> jobs_pb2.Job:
         return self.stub.CancelJob(
-            jobs_pb2.CancelJobRequest(name=name), timeout=self.timeout, metadata=call_metadata()
+            jobs_pb2.CancelJobRequest(name=name), timeout=self.timeout, metadata=self._metadata()
         ).job
 
     def watch(
@@ -96,7 +104,7 @@ class JobClient:
                 for resp in self.stub.WatchJob(
                     jobs_pb2.WatchJobRequest(name=name, after_sequence=cursor),
                     timeout=7 * 86400,
-                    metadata=call_metadata(),
+                    metadata=self._metadata(),
                 ):
                     failing_since = None
                     cursor = max(cursor, resp.event.sequence)
@@ -130,7 +138,7 @@ class JobClient:
         try:
             with open(tmp, "wb") as out:
                 for resp in self.stub.DownloadFile(
-                    jobs_pb2.DownloadFileRequest(object=ref), timeout=timeout, metadata=call_metadata()
+                    jobs_pb2.DownloadFileRequest(object=ref), timeout=timeout, metadata=self._metadata()
                 ):
                     out.write(resp.chunk)
             os.replace(tmp, path)

@@ -22,6 +22,7 @@ from services.common.errors import AlreadyExists, InvalidArgument, NotFound, Res
 from services.common.pb.faceswap.v1 import common_pb2, jobs_pb2, jobs_pb2_grpc
 from services.common.server import ServiceSpec, serve
 from services.common.storage import CHUNK, ObjectStore, open_store, validate_key
+from services.orchestrator.cleanup import cleanup_job
 from services.orchestrator.jobs import (
     PROTO_TO_STATE,
     STATE_TO_PROTO,
@@ -37,7 +38,7 @@ from services.orchestrator.jobs import (
 )
 from services.orchestrator.runner import make_runner
 from services.orchestrator.settings import OrchestratorSettings, load_orchestrator_settings
-from services.orchestrator.store import JobRecord, JobStore, open_job_store
+from services.orchestrator.store import CANCELLED, JobRecord, JobStore, open_job_store
 from services.orchestrator.worker import Scheduler
 
 MAX_PAGE_SIZE = 500
@@ -147,6 +148,8 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     def CancelJob(self, request, context):  # noqa: N802
         job = self._job(request.name)
         job = self.jobs.request_cancel(job.id)
+        if job.state == CANCELLED:  # cancelled while queued: no worker will clean up after it
+            cleanup_job(self.objects, self.jobs, job.id, job.state, job.spec)
         if self.scheduler is not None:
             self.scheduler.cancel_local(job.id)
         return jobs_pb2.CancelJobResponse(job=self._proto(job))

@@ -17,6 +17,7 @@ import grpc
 from prometheus_client import Counter, Gauge
 
 from services.common.pb.faceswap.v1 import jobs_pb2
+from services.orchestrator.cleanup import cleanup_job
 from services.orchestrator.runner import JobCancelled, JobRunner, StageFailed
 from services.orchestrator.settings import OrchestratorSettings, load_orchestrator_settings
 from services.orchestrator.store import (
@@ -266,6 +267,10 @@ class Scheduler:
             log.info("job %s %s", job_id, state, extra={"job": job_id})
         except LeaseLost:
             log.warning("job %s was taken over before it could be marked %s", job_id, state)
+            return
+        objects = getattr(self.runner, "objects", None)
+        if objects is not None:  # frames, crops and uploads are scratch once the job is over
+            cleanup_job(objects, self.store, job_id, state, self.store.get_job(job_id).spec)
 
     def _release(self, job_id: str, message: str) -> None:
         try:
