@@ -4,6 +4,7 @@ or fails cleanly with a reason, and nothing is left behind that should not be.""
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,13 +94,19 @@ def _frames(group: ServiceGroup, job: jobs_pb2.Job, tmp: Path) -> int:
     return probe(out).frame_count
 
 
-def _run(group: ServiceGroup, clips: dict[str, Path], tmp: Path, victim: str | None = None) -> int:
+def _run(
+    group: ServiceGroup,
+    clips: dict[str, Path],
+    tmp: Path,
+    victim: str | None = None,
+    sig: int = signal.SIGKILL,
+) -> tuple[int, str]:
     with JobClient(group.jobs_address, token=TOKENS["alice"]) as client:
         job, _ = client.submit(_spec(client, clips))
         if victim is not None:
             stage = KILL_AT[victim]
             order = ["media_extract", "detect_a", "detect_b", "train", "convert", "encode", "evaluate"]
-            _wait(
+            at_kill = _wait(
                 client,
                 job.name,
                 lambda j: (
@@ -108,26 +115,33 @@ def _run(group: ServiceGroup, clips: dict[str, Path], tmp: Path, victim: str | N
                 ),
                 120,
             )
-            group.kill(victim)  # SIGKILL: no drain, no checkpoint on the way out
+            assert at_kill.state not in TERMINAL, f"{victim}: the job ended before the kill"
+            # SIGKILL: no drain, no checkpoint on the way out; SIGTERM: drain (the trainer checkpoints).
+            group.kill(victim, sig)
             group.restart(victim)
         final = _wait(client, job.name, lambda j: j.state in TERMINAL, 240)
-        return _frames(group, final, tmp)
+        messages = " | ".join(r.event.message for r in client.watch(job.name))
+        return _frames(group, final, tmp), messages
 
 
-def test_killed_converter_restarts_and_job_completes(
-    group: ServiceGroup, fault_clips, tmp_path: Path
+@pytest.mark.parametrize(("victim", "sig"), [("converter", signal.SIGKILL), ("trainer", signal.SIGTERM)])
+def test_service_stopped_mid_job_restarts_and_job_completes(
+    group: ServiceGroup, fault_clips, tmp_path: Path, victim: str, sig: int
 ) -> None:
     from services.media.core import probe
 
     undisturbed = probe(fault_clips["a"]).frame_count  # what an undisturbed run outputs (e2e tests)
-    assert _run(group, fault_clips, tmp_path, "converter") == undisturbed
+    frames, messages = _run(group, fault_clips, tmp_path, victim, sig)
+    assert frames == undisturbed
+    if victim == "trainer":
+        assert "resum" in messages.lower(), messages  # drained with a checkpoint, resumed from it
 
 
 @pytest.mark.slow
 def test_each_service_killed_in_turn(group: ServiceGroup, fault_clips, tmp_path: Path) -> None:
-    undisturbed = _run(group, fault_clips, tmp_path)
+    undisturbed, _ = _run(group, fault_clips, tmp_path)
     for victim in KILL_AT:
-        assert _run(group, fault_clips, tmp_path, victim) == undisturbed, victim
+        assert _run(group, fault_clips, tmp_path, victim)[0] == undisturbed, victim
 
 
 # ---- storage faults --------------------------------------------------------------------------
