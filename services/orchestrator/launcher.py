@@ -22,6 +22,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.common.auth import channel_credentials
 from services.common.errors import Unavailable
 
 SERVICES = ("media", "detector", "trainer", "converter", "orchestrator")
@@ -43,7 +44,8 @@ def free_port() -> int:
 
 def health_ok(address: str, timeout: float = 1.0) -> bool:
     """True when a gRPC server answers SERVING at address."""
-    channel = grpc.insecure_channel(address)
+    credentials = channel_credentials()  # TLS when FACESWAP_TLS_CA is set, like every other client
+    channel = grpc.secure_channel(address, credentials) if credentials else grpc.insecure_channel(address)
     try:
         resp = health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(service=""), timeout=timeout
