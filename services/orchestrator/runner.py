@@ -39,7 +39,7 @@ from services.common.pb.faceswap.v1 import (
     trainer_pb2,
     trainer_pb2_grpc,
 )
-from services.common.storage import ObjectStore, join_key
+from services.common.storage import ChecksumMismatch, ObjectStore, join_key
 from services.orchestrator.jobs import IMAGE_EXTS, STAGES, JobKeys, extension
 from services.orchestrator.settings import OrchestratorSettings, load_orchestrator_settings
 
@@ -117,8 +117,12 @@ def _copy_object(store: ObjectStore, src: str, dst: str) -> None:
     """Copies an input into the job's own space (once: a resumed job finds it there)."""
     if store.exists(dst):
         return
+    expected = store.stat(src).sha256
     with store.open(src) as fh:
-        store.put_stream(dst, fh)
+        info = store.put_stream(dst, fh)
+    if expected and info.sha256 != expected:  # the upload was corrupted at rest: never process it
+        store.delete(dst)
+        raise ChecksumMismatch(f"object {src!r} is corrupt: sha256 mismatch")
 
 
 class JobRunner:

@@ -215,3 +215,23 @@ def test_storage_failure_fails_the_job_cleanly(tmp_path: Path, monkeypatch, op: 
     assert final.error.where == "media_extract"
     assert "injected" in final.error.message and "Traceback" not in final.error.message
     assert list(inner.list(job.name)) == [] and list(inner.list("uploads")) == []
+
+
+def test_corrupted_upload_is_never_processed(platform, tmp_path: Path) -> None:
+    """Bytes changed at rest after upload: the sha256 recorded on write catches them at the copy."""
+    import cv2
+    import numpy as np
+
+    photo = tmp_path / "b.jpg"
+    cv2.imwrite(str(photo), np.full((64, 64, 3), 128, np.uint8))
+    with JobClient(platform.jobs_address, token=TOKENS["alice"]) as client:
+        video = client.upload(SAMPLES / "liveportrait_s18.mp4")
+        path = platform.objects.local_path(video.key)
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF  # one flipped byte, same size
+        path.write_bytes(bytes(data))
+        job, _ = client.submit(jobs_pb2.SwapJobSpec(video=video, faces_b=[client.upload(photo)]))
+        final = _wait(client, job.name, lambda j: j.state in TERMINAL, 60)
+    assert final.state == jobs_pb2.JOB_STATE_FAILED
+    assert final.error.where == "media_extract" and "sha256 mismatch" in final.error.message
+    assert list(platform.objects.list(job.name)) == []
