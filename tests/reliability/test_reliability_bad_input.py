@@ -87,6 +87,7 @@ def test_other_clients_job_is_not_found(
         lambda: bob.get(job.name),
         lambda: bob.cancel(job.name),
         lambda: list(bob.watch(job.name)),
+        lambda: bob.download(common_pb2.ObjectRef(key=f"{job.name}/input/video.mp4"), tmp_path / "x.mp4"),
     ):
         code, details = _status(call)
         assert code == Code.NOT_FOUND, details
