@@ -14,6 +14,8 @@ def _service_config(service_names: list[str]) -> str:
     # Only UNAVAILABLE is retried: it is the one code that means "nothing happened, try again".
     return json.dumps(
         {
+            # Headless Services resolve to every pod: spread calls across replicas.
+            "loadBalancingConfig": [{"round_robin": {}}],
             "methodConfig": [
                 {
                     "name": [{"service": name} for name in service_names] or [{}],
@@ -25,7 +27,7 @@ def _service_config(service_names: list[str]) -> str:
                         "retryableStatusCodes": ["UNAVAILABLE"],
                     },
                 }
-            ]
+            ],
         }
     )
 

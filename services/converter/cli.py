@@ -10,7 +10,15 @@ from pathlib import Path
 
 from services.common.errors import InvalidArgument, NotFound
 from services.common.storage import LocalStore
-from services.converter.options import BLENDS, COLORS, DIRECTIONS, MASKS, SMOOTHERS, ConvertOptions
+from services.converter.options import (
+    BLENDS,
+    COLORS,
+    DIRECTIONS,
+    GEOMETRIES,
+    MASKS,
+    SMOOTHERS,
+    ConvertOptions,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,6 +40,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--color", choices=list(COLORS), default=defaults.color)
     p.add_argument("--blend", choices=list(BLENDS), default=defaults.blend)
     p.add_argument("--smooth", choices=list(SMOOTHERS), default=defaults.smooth)
+    p.add_argument(
+        "--geometry",
+        choices=list(GEOMETRIES),
+        default=defaults.geometry,
+        help="source: bend the swapped face onto A's landmarks (keeps A's expression); model: as drawn",
+    )
     p.add_argument("--direction", choices=list(DIRECTIONS), default=defaults.direction)
     p.add_argument("--batch-size", type=int, default=defaults.batch_size)
     p.add_argument("--start", type=int, default=0, help="first frame index")
@@ -51,6 +65,7 @@ def _options(args: argparse.Namespace) -> ConvertOptions:
         color=args.color,
         blend=args.blend,
         smooth=args.smooth,
+        geometry=args.geometry,
         direction=args.direction,
         batch_size=args.batch_size,
     ).validate()

@@ -18,6 +18,7 @@ from services.converter.blend import blend
 from services.converter.color import correct
 from services.converter.mask import build_mask
 from services.converter.options import ConvertOptions
+from services.converter.reshape import lock_expression
 
 
 @dataclass
@@ -90,6 +91,10 @@ def paste_face(
     size = face.shape[0]
     h, w = frame.shape[:2]
     x0, y0, x1, y1 = face_roi(plan.matrix, size, w, h)
+    if options.geometry == "source":
+        # Keep A's expression: move the drawn face's landmarks onto A's (in aligned pixels).
+        target = plan.landmarks @ plan.matrix[:, :2].T + plan.matrix[:, 2]
+        face, predicted, _ = lock_expression(face, target, predicted)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return None
     roi = frame[y0:y1, x0:x1]

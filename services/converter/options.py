@@ -12,6 +12,8 @@ COLORS = ("mean", "reinhard", "histogram", "none")
 BLENDS = ("alpha", "seamless")
 SMOOTHERS = ("none", "oneeuro", "savgol")
 DIRECTIONS = ("a_to_b", "b_to_a")
+# "source": bend the swapped face onto the source landmarks (keeps A's expression); "model": as drawn.
+GEOMETRIES = ("source", "model")
 
 
 @dataclass
@@ -28,6 +30,7 @@ class ConvertOptions:
     smooth: str = "savgol"
     direction: str = "a_to_b"
     batch_size: int = 16
+    geometry: str = "source"
 
     def validate(self) -> ConvertOptions:
         for name, allowed in (
@@ -36,6 +39,7 @@ class ConvertOptions:
             ("blend", BLENDS),
             ("smooth", SMOOTHERS),
             ("direction", DIRECTIONS),
+            ("geometry", GEOMETRIES),
         ):
             value = getattr(self, name)
             if value not in allowed:

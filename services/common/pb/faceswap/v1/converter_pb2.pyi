@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ConvertOptions(_message.Message):
-    __slots__ = ("mask", "mask_erode", "mask_blur", "color", "blend", "smooth", "direction", "batch_size")
+    __slots__ = ("mask", "mask_erode", "mask_blur", "color", "blend", "smooth", "direction", "batch_size", "geometry")
     MASK_FIELD_NUMBER: _ClassVar[int]
     MASK_ERODE_FIELD_NUMBER: _ClassVar[int]
     MASK_BLUR_FIELD_NUMBER: _ClassVar[int]
@@ -17,6 +17,7 @@ class ConvertOptions(_message.Message):
     SMOOTH_FIELD_NUMBER: _ClassVar[int]
     DIRECTION_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    GEOMETRY_FIELD_NUMBER: _ClassVar[int]
     mask: str
     mask_erode: int
     mask_blur: int
@@ -25,7 +26,8 @@ class ConvertOptions(_message.Message):
     smooth: str
     direction: str
     batch_size: int
-    def __init__(self, mask: _Optional[str] = ..., mask_erode: _Optional[int] = ..., mask_blur: _Optional[int] = ..., color: _Optional[str] = ..., blend: _Optional[str] = ..., smooth: _Optional[str] = ..., direction: _Optional[str] = ..., batch_size: _Optional[int] = ...) -> None: ...
+    geometry: str
+    def __init__(self, mask: _Optional[str] = ..., mask_erode: _Optional[int] = ..., mask_blur: _Optional[int] = ..., color: _Optional[str] = ..., blend: _Optional[str] = ..., smooth: _Optional[str] = ..., direction: _Optional[str] = ..., batch_size: _Optional[int] = ..., geometry: _Optional[str] = ...) -> None: ...
 
 class ConvertFramesRequest(_message.Message):
     __slots__ = ("frames_prefix", "alignments", "model_prefix", "output_prefix", "range", "options")
