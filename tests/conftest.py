@@ -99,6 +99,24 @@ def s3_env(s3_endpoint: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict
 
 
 @pytest.fixture
+def tls_dir(tmp_path: Path) -> Path:
+    """A throwaway CA with server and client certificates for localhost (openssl), for TLS tests."""
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=tmp_path)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=test-ca")  # fmt: skip
+    for name in ("server", "client"):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+            "-subj", f"/CN={name}")  # fmt: skip
+        (tmp_path / f"{name}.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext")  # fmt: skip
+    return tmp_path
+
+
+@pytest.fixture
 def local_store(tmp_path: Path):
     from services.common.storage import LocalStore
 

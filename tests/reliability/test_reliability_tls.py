@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import grpc
@@ -16,22 +15,8 @@ from services.orchestrator.server import build_spec
 from services.orchestrator.store import open_job_store
 
 
-def _certs(tmp: Path) -> None:
-    def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=tmp)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-        "-days", "2", "-subj", "/CN=test-ca")  # fmt: skip
-    for name in ("server", "client"):
-        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
-            "-subj", f"/CN={name}")  # fmt: skip
-        (tmp / f"{name}.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext")  # fmt: skip
-
-
-def test_job_api_over_mutual_tls_with_tokens(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    _certs(tmp_path)
+def test_job_api_over_mutual_tls_with_tokens(monkeypatch: pytest.MonkeyPatch, tls_dir: Path) -> None:
+    tmp_path = tls_dir
     monkeypatch.setenv("FACESWAP_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("FACESWAP_TOKENS", ",".join(f"{c}:{t}" for c, t in TOKENS.items()))
     monkeypatch.setenv("FACESWAP_TLS_CA", str(tmp_path / "ca.pem"))
