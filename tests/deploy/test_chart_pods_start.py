@@ -19,8 +19,8 @@ from pathlib import Path
 import grpc
 import pytest
 from chart_render import by_kind, manifests
-from conftest import free_port
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from netutil import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ["orchestrator", "media", "detector", "trainer", "converter"]
