@@ -129,7 +129,6 @@ def test_swap_job_end_to_end(local_services: ServiceGroup, clips, tmp_path: Path
         assert not created_again and again.name == job.name  # idempotent: the same job, not run again
 
 
-@pytest.mark.slow
 def test_cancel_stops_training(local_services: ServiceGroup, clips) -> None:
     with JobClient(local_services.jobs_address) as client:
         job, _ = client.submit(_spec(client, clips, steps=100_000, save_every=50))
@@ -184,8 +183,7 @@ def _kill_mid_training(group: ServiceGroup, victim: str, clips, tmp: Path) -> No
     assert final.progress.stage in ("encode", "evaluate")
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("victim", ["trainer", "orchestrator"])
+@pytest.mark.parametrize("victim", ["trainer", pytest.param("orchestrator", marks=pytest.mark.slow)])
 def test_killed_service_resumes_job(victim: str, clips, tmp_path: Path) -> None:
     with _group(tmp_path) as group:
         _kill_mid_training(group, victim, clips, tmp_path)

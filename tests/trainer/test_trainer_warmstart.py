@@ -30,7 +30,6 @@ def _frames(video: Path, out: Path, step: int) -> Path:
     return out
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(
     not WARM.is_file(), reason="bundled warm start not built yet (see services/trainer/warmstart)"
 )
