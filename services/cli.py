@@ -44,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    return dispatch(args)
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Runs a parsed command: domain errors become one line and exit 2, never a traceback."""
     try:
         return int(args.func(args) or 0)
     except ServiceError as exc:

@@ -137,19 +137,11 @@ def _fps(info: core.VideoInfo) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m services.media.cli ...`: the media commands alone, without loading other services."""
-    from services.common.errors import ServiceError
+    from services.cli import dispatch
 
     parser = argparse.ArgumentParser(prog="faceswap")
     register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except ServiceError as exc:
-        print(f"faceswap: error: {exc.message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("faceswap: interrupted", file=sys.stderr)
-        return 130
+    return dispatch(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
