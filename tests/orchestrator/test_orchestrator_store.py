@@ -137,7 +137,8 @@ def test_cancel_transitions(job_store) -> None:
 
 def test_watchers_wake_on_events(job_store) -> None:
     job, _ = _create(job_store)
-    threading.Timer(0.2, lambda: job_store.request_cancel(job.id)).start()
+    canceller = threading.Timer(0.2, lambda: job_store.request_cancel(job.id))
+    canceller.start()
     start = time.monotonic()
     # The watch loop of WatchJob: take a token, read, wait for a change, read again.
     while time.monotonic() - start < 10:
@@ -145,8 +146,12 @@ def test_watchers_wake_on_events(job_store) -> None:
         if job_store.list_events(job.id)[-1].payload["state"] == CANCELLED:
             break
         job_store.wait_for_change(token, timeout=10)
+    elapsed = time.monotonic() - start
+    # The canceller may still be reading its result: let it finish before the fixture closes the
+    # store, or it uses a connection that is being closed (a crash in the driver, not a failure).
+    canceller.join(10)
     assert job_store.list_events(job.id)[-1].payload["state"] == CANCELLED
-    assert time.monotonic() - start < 5
+    assert elapsed < 5
 
 
 def test_two_stores_on_one_database_never_run_a_job_twice(db_url: str) -> None:
@@ -183,17 +188,21 @@ def test_two_stores_on_one_database_never_run_a_job_twice(db_url: str) -> None:
 def test_cross_process_watch_wakes_on_postgres(pg_url: str) -> None:
     """LISTEN/NOTIFY: a watcher on one store wakes on another store's write."""
     a, b = open_job_store(pg_url), open_job_store(pg_url)
+    canceller = None
     try:
         job, _ = _create(a)
         b.wait_for_change(b.change_token(), timeout=0.5)  # starts b's listener
         time.sleep(0.5)
         token = b.change_token()
-        threading.Timer(0.2, lambda: a.request_cancel(job.id)).start()
+        canceller = threading.Timer(0.2, lambda: a.request_cancel(job.id))
+        canceller.start()
         start = time.monotonic()
         b.wait_for_change(token, timeout=10)
         assert time.monotonic() - start < 1.5  # woken by NOTIFY, not by the 2 s poll
-        time.sleep(0.2)
+        canceller.join(10)
         assert b.get_job(job.id).state == CANCELLED
     finally:
+        if canceller is not None:
+            canceller.join(10)  # never close a store another thread is still using
         a.close()
         b.close()
