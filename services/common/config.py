@@ -39,9 +39,9 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
 }
 
 
-def env(name: str) -> str:
-    """The variable's value, or its documented default."""
-    return os.environ.get(name, ENV_DOCS[name][0])
+def env(name: str, docs: dict[str, tuple[str, str]] = ENV_DOCS) -> str:
+    """The variable's value, or its documented default in ``docs`` (a module's own table)."""
+    return os.environ.get(name, docs[name][0])
 
 
 @dataclass(frozen=True)

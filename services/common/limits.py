@@ -11,11 +11,11 @@ before anything decodes 1.2 GB of pixels.
 
 from __future__ import annotations
 
-import os
 import struct
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from services.common.config import env
 from services.common.errors import InvalidArgument, ResourceExhausted
 
 LIMIT_ENV_DOCS: dict[str, tuple[str, str]] = {
@@ -32,7 +32,7 @@ IMAGE_HEADER_BYTES = 1024 * 1024
 
 
 def limit_env(name: str) -> str:
-    return os.environ.get(name, LIMIT_ENV_DOCS[name][0])
+    return env(name, LIMIT_ENV_DOCS)
 
 
 @dataclass(frozen=True)

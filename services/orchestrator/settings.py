@@ -7,6 +7,8 @@ import socket
 import uuid
 from dataclasses import dataclass
 
+from services.common.config import env
+
 ORCHESTRATOR_ENV_DOCS: dict[str, tuple[str, str]] = {
     "FACESWAP_MAX_RUNNING_JOBS": ("1", "jobs running at once across all orchestrators; the rest wait QUEUED"),
     "FACESWAP_JOB_LEASE_SECONDS": ("30", "a job whose orchestrator stops renewing for this long is resumed"),
@@ -19,7 +21,7 @@ ORCHESTRATOR_ENV_DOCS: dict[str, tuple[str, str]] = {
 
 
 def orch_env(name: str) -> str:
-    return os.environ.get(name, ORCHESTRATOR_ENV_DOCS[name][0])
+    return env(name, ORCHESTRATOR_ENV_DOCS)
 
 
 @dataclass(frozen=True)
