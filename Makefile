@@ -7,7 +7,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install ffmpeg proto proto-check lint buf test test-all demo bench serve clean
+.PHONY: help install ffmpeg promtool proto proto-check lint buf test test-all demo bench serve clean
 
 help:
 	@echo "make demo   - install, then swap the bundled sample clips end to end (CPU, <15 min)"
@@ -16,7 +16,7 @@ help:
 	@echo "make serve  - run every service on localhost (embedded storage)"
 	@echo "make proto  - regenerate gRPC stubs from protos/"
 
-install: $(STAMP) ffmpeg
+install: $(STAMP) ffmpeg promtool
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
@@ -33,6 +33,15 @@ ffmpeg:
 	      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null) \
 	      || echo "apt-get ffmpeg failed; using imageio-ffmpeg"; \
 	    else echo "no system ffmpeg; using imageio-ffmpeg"; fi; }
+
+# promtool (Debian's prometheus package) checks /metrics, the dashboard queries and the alert rules
+# in tests/deploy; without it those tests skip and say why.
+promtool:
+	@command -v promtool >/dev/null || \
+	  { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null) \
+	      || echo "apt-get prometheus failed; the promtool tests will skip"; \
+	    else echo "no promtool (apt-get install prometheus as root); the promtool tests will skip"; fi; }
 
 proto: $(STAMP)
 	$(PY) tools/gen_protos.py
