@@ -24,6 +24,7 @@ from services.orchestrator.store import (
     CANCELLED,
     CANCELLING,
     FAILED,
+    QUEUED,
     SUCCEEDED,
     JobRecord,
     JobStore,
@@ -34,6 +35,8 @@ log = logging.getLogger("faceswap.orchestrator.worker")
 
 JOBS_RUNNING = Gauge("faceswap_orchestrator_jobs_running", "Jobs this orchestrator is running")
 JOBS_FINISHED = Counter("faceswap_orchestrator_jobs_finished_total", "Jobs finished", ["state"])
+# The database's backlog, the same on every replica (aggregate with max): alerts and autoscaling.
+JOBS_QUEUED = Gauge("faceswap_orchestrator_jobs_queued", "Jobs waiting for a free slot on any replica")
 PROGRESS_INTERVAL = 1.0  # seconds between progress events of one job (stage changes always go out)
 
 
@@ -169,7 +172,18 @@ class Scheduler:
             if job is not None:
                 self._start_job(job)
                 continue
+            self._count_queued()
             self.store.wait_for_change(token, self.settings.poll_seconds)
+
+    def _count_queued(self) -> None:
+        try:
+            with self.store._read() as cur:
+                row = cur.execute(
+                    self.store._sql("SELECT COUNT(*) AS n FROM jobs WHERE state = ?"), (QUEUED,)
+                ).fetchone()
+            JOBS_QUEUED.set(int(row["n"]))
+        except Exception as exc:  # a metric must never stop the claim loop
+            log.debug("counting queued jobs failed: %s", exc)
 
     def _heartbeat_loop(self) -> None:
         # Often enough that another replica's CancelJob is noticed within ~2 s.
