@@ -36,6 +36,29 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
     "FACESWAP_TLS_CERT": ("", "PEM certificate: server TLS, or the client cert for mutual TLS"),
     "FACESWAP_TLS_KEY": ("", "PEM private key for FACESWAP_TLS_CERT"),
     "FACESWAP_TLS_CA": ("", "PEM CA: clients trust it; servers given it require client certs (mTLS)"),
+    "FACESWAP_BIND_HOST": (
+        "127.0.0.1",
+        "interface servers (gRPC and metrics) listen on: loopback by default; '[::]' = all (IPv6 and IPv4)",
+    ),
+    "FACESWAP_HEALTH_PORT": (
+        "0",
+        "extra plaintext port serving only grpc.health.v1, for probes with TLS (0 = off)",
+    ),
+    "FACESWAP_MAX_CONNECTION_AGE_S": (
+        "0",
+        "servers close connections older than this (grpc.max_connection_age_ms) so clients see new pods (0 = never)",
+    ),
+    "FACESWAP_MAX_STREAMS": (
+        "128",
+        "open server streams (watch, download) per server; beyond: RESOURCE_EXHAUSTED",
+    ),
+    "FACESWAP_MAX_STREAMS_PER_CLIENT": ("32", "open server streams per client identity and server"),
+    "FACESWAP_STAGE_DEADLINE_S": ("0", "longest a whole job stage may run, seconds (0 = no limit)"),
+    "FACESWAP_INTERNAL_CLIENTS": (
+        "orchestrator,worker",
+        "with tokens on, the client ids stage services (media, detector, trainer, converter) accept; "
+        "the id of the service's own FACESWAP_TOKEN is accepted too",
+    ),
 }
 
 

@@ -27,16 +27,24 @@ from services.common.config import env, load_settings
 from services.common.errors import ServiceError
 from services.common.logging import setup_logging
 from services.common.metrics import instrument, split_method, start_metrics_server
+from services.common.operations import SERVICE_NAME as OPERATIONS_SERVICE
+from services.common.operations import HandlerRecorder, OperationServicer
+from services.common.pb.faceswap.v1 import common_pb2_grpc
 
 log = logging.getLogger("faceswap.server")
 
 
-def _abort_for(exc: BaseException, context: grpc.ServicerContext, method: str) -> None:
+def error_status(exc: BaseException, method: str) -> tuple[grpc.StatusCode, str]:
+    """The status a client gets for an exception: a domain error's own, else INTERNAL (logged)."""
     if isinstance(exc, ServiceError):
-        context.abort(exc.code, exc.message)
+        return exc.code, exc.message
     log.error("unhandled error in %s: %s", method, "".join(traceback.format_exception(exc)))
     # The client gets a short reason, never a traceback.
-    context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}: {type(exc).__name__}: {exc}")
+    return grpc.StatusCode.INTERNAL, f"internal error in {method}: {type(exc).__name__}: {exc}"
+
+
+def _abort_for(exc: BaseException, context: grpc.ServicerContext, method: str) -> None:
+    context.abort(*error_status(exc, method))
 
 
 def _map_errors(behavior: Callable[..., Any], method: str, streaming_response: bool) -> Callable[..., Any]:
@@ -113,6 +121,7 @@ class RunningServer:
     metrics_port: int
     health: health.HealthServicer
     spec: ServiceSpec
+    operations: OperationServicer | None = None
     _stopped: threading.Event = field(default_factory=threading.Event)
 
     def stop(self, grace: float = 10.0) -> None:
@@ -121,6 +130,8 @@ class RunningServer:
             return
         self._stopped.set()
         self.health.enter_graceful_shutdown()
+        if self.operations is not None:
+            self.operations.stop()  # watchers get UNAVAILABLE and re-open elsewhere
         if self.spec.on_stop:
             self.spec.on_stop()
         self.server.stop(grace).wait(grace + 1)
@@ -149,11 +160,14 @@ def start_server(
             ("grpc.so_reuseport", 0),
         ],
     )
-    spec.register(server)
+    recorder = HandlerRecorder(server)
+    spec.register(recorder)
+    operations = OperationServicer(recorder, error_status)
+    common_pb2_grpc.add_OperationServiceServicer_to_server(operations, server)
     server_credentials = server_credentials or tls_server_credentials()
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    names = [*spec.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
+    names = [*spec.service_names, OPERATIONS_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME]
     reflection.enable_server_reflection(names, server)
     address = f"{host}:{port}"
     bound = (
@@ -174,7 +188,7 @@ def start_server(
         "service started",
         extra={"service": spec.name, "address": f"{host}:{bound}", "metrics_port": bound_metrics},
     )
-    return RunningServer(server, bound, bound_metrics, health_servicer, spec)
+    return RunningServer(server, bound, bound_metrics, health_servicer, spec, operations)
 
 
 def serve(spec: ServiceSpec, port: int, host: str = "0.0.0.0") -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import itertools
+from collections.abc import Callable
 from fractions import Fraction
 
 import grpc
 
 from services.common.errors import InvalidArgument
+from services.common.operations import report_progress
 from services.common.pb.faceswap.v1 import common_pb2, media_pb2, media_pb2_grpc
 from services.common.server import ServiceSpec, serve
 from services.common.storage import ObjectStore, open_store
@@ -32,6 +35,17 @@ def info_to_pb(info: core.VideoInfo) -> media_pb2.VideoInfo:
         container=info.container,
         audio_duration_seconds=info.audio_duration,
     )
+
+
+def _progress_and_stop(context: grpc.ServicerContext) -> Callable[[], bool]:
+    """The per-frame poll: reports progress when run as an operation, says whether to stop."""
+    frames = itertools.count(0)
+
+    def poll() -> bool:
+        report_progress(next(frames))
+        return not context.is_active()
+
+    return poll
 
 
 class MediaServicer(media_pb2_grpc.MediaServiceServicer):
@@ -78,7 +92,7 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
             end=int(rng.end) if rng.end else None,  # 0 = to the last frame
             step=int(rng.step) if rng.step else 1,
             quality=request.quality or 95,
-            should_stop=lambda: not context.is_active(),  # client cancelled or deadline passed
+            should_stop=_progress_and_stop(context),  # client cancelled or deadline passed
         )
         return media_pb2.ExtractFramesResponse(
             frame_count=result.frame_count, index=self._ref(result.index_key), info=info_to_pb(result.info)
@@ -104,7 +118,7 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
             crf=0 if request.lossless else (request.crf or 18),
             preset=request.preset or "medium",
             pix_fmt=request.pixel_format or "yuv420p",
-            should_stop=lambda: not context.is_active(),
+            should_stop=_progress_and_stop(context),
         )
         return media_pb2.EncodeVideoResponse(
             output=self._ref(result.output_key), frame_count=result.frame_count, info=info_to_pb(result.info)

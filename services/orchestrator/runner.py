@@ -24,11 +24,13 @@ from prometheus_client import Counter
 
 from services.common.auth import call_metadata
 from services.common.client import make_channel
-from services.common.config import Settings, load_settings
+from services.common.config import Settings, env, load_settings
 from services.common.errors import ServiceError
 from services.common.limits import check_video
+from services.common.operations import SERVICE_NAME as OPERATIONS_SERVICE
 from services.common.pb.faceswap.v1 import (
     common_pb2,
+    common_pb2_grpc,
     converter_pb2,
     converter_pb2_grpc,
     detector_pb2,
@@ -93,24 +95,24 @@ class RunResult:
 
 
 class ServiceClients:
-    """One channel per service, from the configured addresses."""
+    """One channel per service, from the configured addresses, with its OperationService stub."""
 
     def __init__(self, settings: Settings | None = None) -> None:
         settings = settings or load_settings()
         addr = settings.addresses
         self.addresses = addr
-        self.media = media_pb2_grpc.MediaServiceStub(
-            make_channel(addr["media"], ["faceswap.v1.MediaService"])
-        )
-        self.detector = detector_pb2_grpc.DetectorServiceStub(
-            make_channel(addr["detector"], ["faceswap.v1.DetectorService"])
-        )
-        self.trainer = trainer_pb2_grpc.TrainerServiceStub(
-            make_channel(addr["trainer"], ["faceswap.v1.TrainerService"])
-        )
-        self.converter = converter_pb2_grpc.ConverterServiceStub(
-            make_channel(addr["converter"], ["faceswap.v1.ConverterService"])
-        )
+        names = {
+            "media": "faceswap.v1.MediaService",
+            "detector": "faceswap.v1.DetectorService",
+            "trainer": "faceswap.v1.TrainerService",
+            "converter": "faceswap.v1.ConverterService",
+        }
+        channels = {svc: make_channel(addr[svc], [name, OPERATIONS_SERVICE]) for svc, name in names.items()}
+        self.media = media_pb2_grpc.MediaServiceStub(channels["media"])
+        self.detector = detector_pb2_grpc.DetectorServiceStub(channels["detector"])
+        self.trainer = trainer_pb2_grpc.TrainerServiceStub(channels["trainer"])
+        self.converter = converter_pb2_grpc.ConverterServiceStub(channels["converter"])
+        self.operations = {svc: common_pb2_grpc.OperationServiceStub(ch) for svc, ch in channels.items()}
 
 
 def _copy_object(store: ObjectStore, src: str, dst: str) -> None:
@@ -137,6 +139,7 @@ class JobRunner:
         self.clients = clients or ServiceClients()
         self.settings = settings or load_orchestrator_settings()
         self.rpc_timeout = rpc_timeout or load_settings().rpc_timeout
+        self.stage_deadline = max(0.0, float(env("FACESWAP_STAGE_DEADLINE_S")))
 
     # ---- calls --------------------------------------------------------------------------------
     def _sleep(self, ctx: Context, seconds: float) -> None:
@@ -161,10 +164,155 @@ class JobRunner:
             except grpc.RpcError as exc:
                 attempt = self._retry_or_raise(ctx, stage, exc, started, attempt)
 
+    def _operation(
+        self,
+        ctx: Context,
+        stage: str,
+        service: str,
+        method: str,
+        request: Any,
+        response_type: type,
+        name: str,
+        total: int = 0,
+    ) -> Any:
+        """A long stage as an operation: started at once, followed over WatchOperation.
+
+        The watch carries FACESWAP_RPC_TIMEOUT as its deadline and is simply re-opened from the last
+        sequence when it ends; a service restarted meanwhile has forgotten the operation (NOT_FOUND)
+        and it is started again (stages are idempotent). Transient errors are retried for
+        FACESWAP_STAGE_RETRY_SECONDS counted from the last sign of life, and the whole stage has its
+        own deadline, FACESWAP_STAGE_DEADLINE_S (0 = none).
+        """
+        stub = self.clients.operations[service]
+        stage_started = time.monotonic()
+        attempt = 0
+        op: common_pb2.Operation | None = None
+        seen = _Seen(alive=stage_started)
+        start = common_pb2.StartOperationRequest(
+            name=name, method=method, request=request.SerializeToString()
+        )
+        while True:
+            if ctx.cancelled.is_set():
+                self._cancel_operation(ctx, stub, name)
+                raise JobCancelled()
+            if self.stage_deadline and time.monotonic() - stage_started > self.stage_deadline:
+                self._cancel_operation(ctx, stub, name, force=True)
+                raise StageFailed(
+                    stage,
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    f"{stage} ran longer than FACESWAP_STAGE_DEADLINE_S ({self.stage_deadline:g} s)",
+                )
+            try:
+                if op is None:
+                    seen.received = False
+                    op = self._unary(ctx, stub.StartOperation, start, SHORT_TIMEOUT).operation
+                    seen.alive, attempt = time.monotonic(), 0
+                if not op.done:
+                    op = self._watch_operation(ctx, stub, op, stage, total, seen)
+            except grpc.RpcError as exc:
+                code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+                if code == grpc.StatusCode.NOT_FOUND and op is not None:
+                    op = None  # the service restarted and forgot it: start it again
+                    continue
+                if code == grpc.StatusCode.DEADLINE_EXCEEDED and seen.received:
+                    continue  # only the watch's own deadline: re-open it from the last sequence
+                if code == grpc.StatusCode.CANCELLED:
+                    code = grpc.StatusCode.UNAVAILABLE  # not ours (ours raised JobCancelled)
+                attempt = self._retry_or_raise(ctx, stage, exc, seen.alive, attempt, code=code)
+                continue
+            if not op.done:
+                continue
+            if op.error.code:
+                code = _status_code(op.error.code)
+                if code in TRANSIENT or (code == grpc.StatusCode.CANCELLED and not ctx.cancelled.is_set()):
+                    err = _OperationError(code, op.error.message)
+                    attempt = self._retry_or_raise(ctx, stage, err, seen.alive, attempt)
+                    op = None  # a transient failure: start it again after the backoff
+                    continue
+                if code == grpc.StatusCode.CANCELLED:
+                    raise JobCancelled()
+                raise StageFailed(stage, code, op.error.message)
+            return response_type.FromString(op.response)
+
+    def _unary(self, ctx: Context, method: Callable[..., Any], request: Any, timeout: float) -> Any:
+        future = method.future(request, timeout=timeout, metadata=call_metadata())
+        while not future.done():
+            if ctx.cancelled.wait(0.25):
+                future.cancel()
+                raise JobCancelled()
+        return future.result()
+
+    def _watch_operation(
+        self,
+        ctx: Context,
+        stub: common_pb2_grpc.OperationServiceStub,
+        op: common_pb2.Operation,
+        stage: str,
+        total: int,
+        seen: _Seen,
+    ) -> common_pb2.Operation:
+        call = stub.WatchOperation(
+            common_pb2.WatchOperationRequest(name=op.name, after_sequence=op.sequence),
+            timeout=self.rpc_timeout,
+            metadata=call_metadata(),
+        )
+        finished = threading.Event()
+
+        def on_cancel() -> None:
+            while not finished.is_set():
+                if ctx.cancelled.wait(0.25):
+                    call.cancel()
+                    return
+
+        threading.Thread(target=on_cancel, daemon=True, name=f"opwatch-{ctx.job_id[:8]}").start()
+        last = op
+        seen.received = False
+        try:
+            for resp in call:
+                last = resp.operation
+                seen.alive, seen.received = time.monotonic(), True
+                done, note = int(last.done_units), last.message
+                if (done, note) != seen.shown and not last.done:
+                    ctx.progress(
+                        stage,
+                        done,
+                        int(last.total_units) or total,
+                        message=note if note and note != seen.shown[1] else None,
+                    )
+                    seen.shown = (done, note)
+                if last.done:
+                    return last
+        except grpc.RpcError:
+            if ctx.cancelled.is_set():
+                raise JobCancelled() from None
+            raise
+        finally:
+            finished.set()
+            call.cancel()
+        return last
+
+    def _cancel_operation(
+        self, ctx: Context, stub: common_pb2_grpc.OperationServiceStub, name: str, force: bool = False
+    ) -> None:
+        if ctx.stopping.is_set() and not force:
+            return  # orchestrator shutdown: the work goes on, the next owner follows it
+        try:
+            stub.CancelOperation(
+                common_pb2.CancelOperationRequest(name=name), timeout=5.0, metadata=call_metadata()
+            )
+        except grpc.RpcError as exc:
+            log.info("CancelOperation %s: %s", name, exc.code() if hasattr(exc, "code") else exc)
+
     def _retry_or_raise(
-        self, ctx: Context, stage: str, exc: grpc.RpcError, started: float, attempt: int
+        self,
+        ctx: Context,
+        stage: str,
+        exc: grpc.RpcError,
+        started: float,
+        attempt: int,
+        code: grpc.StatusCode | None = None,
     ) -> int:
-        code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+        code = code or (exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN)
         details = (exc.details() if hasattr(exc, "details") else "") or str(code)
         if code == grpc.StatusCode.CANCELLED and ctx.cancelled.is_set():
             raise JobCancelled()
@@ -216,14 +364,17 @@ class JobRunner:
             SHORT_TIMEOUT,
         ).info
         _check_limits(stage, probed, "spec.video")
-        resp = self._call(
+        resp = self._operation(
             ctx,
             stage,
-            self.clients.media.ExtractFrames,
+            "media",
+            "/faceswap.v1.MediaService/ExtractFrames",
             media_pb2.ExtractFramesRequest(
                 video=common_pb2.ObjectRef(key=video_key), output_prefix=keys.frames, image_format="png"
             ),
-            self.rpc_timeout,
+            media_pb2.ExtractFramesResponse,
+            _op_name(keys, stage, "a"),
+            total=int(probed.frame_count),
         )
         if resp.frame_count <= 0:
             raise StageFailed(stage, grpc.StatusCode.FAILED_PRECONDITION, f"{spec.video.key!r} has no frames")
@@ -248,17 +399,20 @@ class JobRunner:
             ).info
             _check_limits(stage, info, "spec.faces_b[0]")
             step = max(1, math.ceil(info.frame_count / B_VIDEO_MAX_FRAMES))
-            b_resp = self._call(
+            b_resp = self._operation(
                 ctx,
                 stage,
-                self.clients.media.ExtractFrames,
+                "media",
+                "/faceswap.v1.MediaService/ExtractFrames",
                 media_pb2.ExtractFramesRequest(
                     video=common_pb2.ObjectRef(key=b_video),
                     output_prefix=keys.faces_b_source,
                     image_format="png",
                     range=common_pb2.FrameRange(step=step),
                 ),
-                self.rpc_timeout,
+                media_pb2.ExtractFramesResponse,
+                _op_name(keys, stage, "b"),
+                total=math.ceil(info.frame_count / step),
             )
             out.update(b_video=b_video, b_frame_count=int(b_resp.frame_count))
             b_keys = [b_video]
@@ -293,13 +447,17 @@ class JobRunner:
         output: str,
         options: detector_pb2.DetectOptions,
         who: str,
+        total: int = 0,
     ) -> dict[str, Any]:
-        resp = self._call(
+        resp = self._operation(
             ctx,
             stage,
-            self.clients.detector.ExtractFaceSet,
+            "detector",
+            "/faceswap.v1.DetectorService/ExtractFaceSet",
             detector_pb2.ExtractFaceSetRequest(source_prefix=source, output_prefix=output, options=options),
-            self.rpc_timeout,
+            detector_pb2.ExtractFaceSetResponse,
+            _op_name(JobKeys(ctx.job_id), stage),
+            total=total,
         )
         if resp.faces_total <= 0:
             raise StageFailed(
@@ -327,13 +485,18 @@ class JobRunner:
         media = ctx.outputs["media_extract"]
         ctx.progress("detect_a", 0, media["frame_count"])
         options = self._detect_options(spec, media.get("reference", []))
-        return self._face_set(ctx, "detect_a", keys.frames, keys.faces_a, options, "person A")
+        return self._face_set(
+            ctx, "detect_a", keys.frames, keys.faces_a, options, "person A", int(media["frame_count"])
+        )
 
     def detect_b(self, ctx: Context, spec: jobs_pb2.SwapJobSpec, keys: JobKeys) -> dict[str, Any]:
         if spec.options.model_prefix:
             return {"skipped": True, "reason": "model given by options.model_prefix"}
         options = self._detect_options(spec, [])
-        return self._face_set(ctx, "detect_b", keys.faces_b_source, keys.faces_b, options, "person B")
+        media = ctx.outputs["media_extract"]
+        total = int(media.get("b_frame_count") or len(media.get("b_inputs") or []))
+        ctx.progress("detect_b", 0, total)
+        return self._face_set(ctx, "detect_b", keys.faces_b_source, keys.faces_b, options, "person B", total)
 
     # ---- training -----------------------------------------------------------------------------
     def train(self, ctx: Context, spec: jobs_pb2.SwapJobSpec, keys: JobKeys) -> dict[str, Any]:
@@ -393,6 +556,8 @@ class JobRunner:
                 raise StageFailed(stage, code, status.error.message or status.message or "training failed")
             if ctx.cancelled.is_set():
                 raise JobCancelled()
+            if status.state in (trainer_pb2.TRAINING_STATE_RUNNING, trainer_pb2.TRAINING_STATE_STOPPING):
+                continue  # the watch ended on its own deadline while the run goes on: follow it again
             restarts += 1
             if restarts > 20:
                 raise StageFailed(stage, grpc.StatusCode.ABORTED, "training keeps stopping; giving up")
@@ -483,7 +648,11 @@ class JobRunner:
         except grpc.RpcError as exc:
             if stop_requested.is_set():
                 raise JobCancelled() from None
-            raise exc
+            code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+            if last is None or code != grpc.StatusCode.DEADLINE_EXCEEDED or ctx.cancelled.is_set():
+                raise exc
+            # Only the stream's own deadline (FACESWAP_RPC_TIMEOUT) passed while the run went on: the
+            # caller asks for the status and watches again; this is no failure.
         finally:
             finished.set()
             call.cancel()
@@ -516,10 +685,11 @@ class JobRunner:
             end = min(total, start + chunk)
             if start in done_chunks:
                 continue
-            resp = self._call(
+            resp = self._operation(
                 ctx,
                 stage,
-                self.clients.converter.ConvertFrames,
+                "converter",
+                "/faceswap.v1.ConverterService/ConvertFrames",
                 converter_pb2.ConvertFramesRequest(
                     frames_prefix=keys.frames,
                     alignments=common_pb2.ObjectRef(key=alignments),
@@ -528,7 +698,9 @@ class JobRunner:
                     range=common_pb2.FrameRange(start=start, end=end, step=1),
                     options=spec.options.convert,
                 ),
-                self.rpc_timeout,
+                converter_pb2.ConvertFramesResponse,
+                _op_name(keys, stage, f"{start}-{end}"),
+                total=end - start,
             )
             done_chunks.add(start)
             swapped += int(resp.faces_swapped)
@@ -559,10 +731,11 @@ class JobRunner:
     def encode(self, ctx: Context, spec: jobs_pb2.SwapJobSpec, keys: JobKeys) -> dict[str, Any]:
         media = ctx.outputs["media_extract"]
         num, den = media["fps"]
-        resp = self._call(
+        resp = self._operation(
             ctx,
             "encode",
-            self.clients.media.EncodeVideo,
+            "media",
+            "/faceswap.v1.MediaService/EncodeVideo",
             media_pb2.EncodeVideoRequest(
                 frames_prefix=keys.converted,
                 output=common_pb2.ObjectRef(key=keys.output),
@@ -571,7 +744,9 @@ class JobRunner:
                 codec=spec.options.output_codec,
                 crf=spec.options.output_crf,
             ),
-            self.rpc_timeout,
+            media_pb2.EncodeVideoResponse,
+            _op_name(keys, "encode"),
+            total=int(media["frame_count"]),
         )
         if resp.frame_count != media["frame_count"]:
             raise StageFailed(
@@ -640,6 +815,38 @@ def make_runner(objects: ObjectStore, settings: OrchestratorSettings | None = No
 
         return KubernetesJobRunner(objects, settings=settings)
     return JobRunner(objects, settings=settings)
+
+
+@dataclass
+class _Seen:
+    """What a stage's watcher last saw: when the service last answered, what progress was shown."""
+
+    alive: float
+    received: bool = False
+    shown: tuple[int, str] = (-1, "")
+
+
+class _OperationError(grpc.RpcError):
+    """An operation's failure, shaped like a failed call for _retry_or_raise."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self._code, self._details = code, details
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+
+def _op_name(keys: JobKeys, stage: str, part: str = "") -> str:
+    """Operation names derive from the job: a resumed job re-attaches to the work in flight."""
+    return join_key(keys.root, "op", stage, *([part] if part else []))
+
+
+def _status_code(value: int) -> grpc.StatusCode:
+    return next((c for c in grpc.StatusCode if c.value[0] == value), grpc.StatusCode.UNKNOWN)
 
 
 def _check_limits(stage: str, info: media_pb2.VideoInfo, what: str) -> None:

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x66\x61\x63\x65swap/v1/common.proto\x12\x0b\x66\x61\x63\x65swap.v1\"L\n\tObjectRef\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x0e\n\x06sha256\x18\x04 \x01(\t\"6\n\nFrameRange\x12\r\n\x05start\x18\x01 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x03\x12\x0c\n\x04step\x18\x03 \x01(\x03\"$\n\x08Rational\x12\x0b\n\x03num\x18\x01 \x01(\x03\x12\x0b\n\x03\x64\x65n\x18\x02 \x01(\x03\";\n\x0b\x45rrorStatus\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05where\x18\x03 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x66\x61\x63\x65swap/v1/common.proto\x12\x0b\x66\x61\x63\x65swap.v1\"L\n\tObjectRef\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x0e\n\x06sha256\x18\x04 \x01(\t\"6\n\nFrameRange\x12\r\n\x05start\x18\x01 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x03\x12\x0c\n\x04step\x18\x03 \x01(\x03\"$\n\x08Rational\x12\x0b\n\x03num\x18\x01 \x01(\x03\x12\x0b\n\x03\x64\x65n\x18\x02 \x01(\x03\";\n\x0b\x45rrorStatus\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05where\x18\x03 \x01(\t\"\xd7\x01\n\tOperation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x0c\n\x04\x64one\x18\x03 \x01(\x08\x12\x10\n\x08sequence\x18\x04 \x01(\x03\x12\x12\n\ndone_units\x18\x05 \x01(\x03\x12\x13\n\x0btotal_units\x18\x06 \x01(\x03\x12\x0f\n\x07message\x18\x07 \x01(\t\x12\'\n\x05\x65rror\x18\x08 \x01(\x0b\x32\x18.faceswap.v1.ErrorStatus\x12\x10\n\x08response\x18\t \x01(\x0c\x12\x17\n\x0f\x65lapsed_seconds\x18\n \x01(\x01\"F\n\x15StartOperationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x0f\n\x07request\x18\x03 \x01(\x0c\"C\n\x16StartOperationResponse\x12)\n\toperation\x18\x01 \x01(\x0b\x32\x16.faceswap.v1.Operation\"#\n\x13GetOperationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"A\n\x14GetOperationResponse\x12)\n\toperation\x18\x01 \x01(\x0b\x32\x16.faceswap.v1.Operation\"=\n\x15WatchOperationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"C\n\x16WatchOperationResponse\x12)\n\toperation\x18\x01 \x01(\x0b\x32\x16.faceswap.v1.Operation\"&\n\x16\x43\x61ncelOperationRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"D\n\x17\x43\x61ncelOperationResponse\x12)\n\toperation\x18\x01 \x01(\x0b\x32\x16.faceswap.v1.Operation2\xfd\x02\n\x10OperationService\x12Y\n\x0eStartOperation\x12\".faceswap.v1.StartOperationRequest\x1a#.faceswap.v1.StartOperationResponse\x12S\n\x0cGetOperation\x12 .faceswap.v1.GetOperationRequest\x1a!.faceswap.v1.GetOperationResponse\x12[\n\x0eWatchOperation\x12\".faceswap.v1.WatchOperationRequest\x1a#.faceswap.v1.WatchOperationResponse0\x01\x12\\\n\x0f\x43\x61ncelOperation\x12#.faceswap.v1.CancelOperationRequest\x1a$.faceswap.v1.CancelOperationResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,4 +39,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RATIONAL']._serialized_end=211
   _globals['_ERRORSTATUS']._serialized_start=213
   _globals['_ERRORSTATUS']._serialized_end=272
+  _globals['_OPERATION']._serialized_start=275
+  _globals['_OPERATION']._serialized_end=490
+  _globals['_STARTOPERATIONREQUEST']._serialized_start=492
+  _globals['_STARTOPERATIONREQUEST']._serialized_end=562
+  _globals['_STARTOPERATIONRESPONSE']._serialized_start=564
+  _globals['_STARTOPERATIONRESPONSE']._serialized_end=631
+  _globals['_GETOPERATIONREQUEST']._serialized_start=633
+  _globals['_GETOPERATIONREQUEST']._serialized_end=668
+  _globals['_GETOPERATIONRESPONSE']._serialized_start=670
+  _globals['_GETOPERATIONRESPONSE']._serialized_end=735
+  _globals['_WATCHOPERATIONREQUEST']._serialized_start=737
+  _globals['_WATCHOPERATIONREQUEST']._serialized_end=798
+  _globals['_WATCHOPERATIONRESPONSE']._serialized_start=800
+  _globals['_WATCHOPERATIONRESPONSE']._serialized_end=867
+  _globals['_CANCELOPERATIONREQUEST']._serialized_start=869
+  _globals['_CANCELOPERATIONREQUEST']._serialized_end=907
+  _globals['_CANCELOPERATIONRESPONSE']._serialized_start=909
+  _globals['_CANCELOPERATIONRESPONSE']._serialized_end=977
+  _globals['_OPERATIONSERVICE']._serialized_start=980
+  _globals['_OPERATIONSERVICE']._serialized_end=1361
 # @@protoc_insertion_point(module_scope)

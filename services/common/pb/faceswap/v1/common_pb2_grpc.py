@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from services.common.pb.faceswap.v1 import common_pb2 as faceswap_dot_v1_dot_common__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -22,3 +23,223 @@ if _version_not_supported:
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
+
+
+class OperationServiceStub:
+    """Long-running operations. Every service serves it: a stage's RPC (e.g.
+    "/faceswap.v1.DetectorService/ExtractFaceSet") is started in the background and
+    returns at once; its progress is followed over WatchOperation, which a client re-opens
+    with after_sequence when its deadline or connection ends. Operations are named by the
+    caller (idempotent: starting a name that exists returns that operation).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.StartOperation = channel.unary_unary(
+                '/faceswap.v1.OperationService/StartOperation',
+                request_serializer=faceswap_dot_v1_dot_common__pb2.StartOperationRequest.SerializeToString,
+                response_deserializer=faceswap_dot_v1_dot_common__pb2.StartOperationResponse.FromString,
+                _registered_method=True)
+        self.GetOperation = channel.unary_unary(
+                '/faceswap.v1.OperationService/GetOperation',
+                request_serializer=faceswap_dot_v1_dot_common__pb2.GetOperationRequest.SerializeToString,
+                response_deserializer=faceswap_dot_v1_dot_common__pb2.GetOperationResponse.FromString,
+                _registered_method=True)
+        self.WatchOperation = channel.unary_stream(
+                '/faceswap.v1.OperationService/WatchOperation',
+                request_serializer=faceswap_dot_v1_dot_common__pb2.WatchOperationRequest.SerializeToString,
+                response_deserializer=faceswap_dot_v1_dot_common__pb2.WatchOperationResponse.FromString,
+                _registered_method=True)
+        self.CancelOperation = channel.unary_unary(
+                '/faceswap.v1.OperationService/CancelOperation',
+                request_serializer=faceswap_dot_v1_dot_common__pb2.CancelOperationRequest.SerializeToString,
+                response_deserializer=faceswap_dot_v1_dot_common__pb2.CancelOperationResponse.FromString,
+                _registered_method=True)
+
+
+class OperationServiceServicer:
+    """Long-running operations. Every service serves it: a stage's RPC (e.g.
+    "/faceswap.v1.DetectorService/ExtractFaceSet") is started in the background and
+    returns at once; its progress is followed over WatchOperation, which a client re-opens
+    with after_sequence when its deadline or connection ends. Operations are named by the
+    caller (idempotent: starting a name that exists returns that operation).
+    """
+
+    def StartOperation(self, request, context):
+        """Starts the named operation (or returns it when it exists).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetOperation(self, request, context):
+        """The operation's current state.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchOperation(self, request, context):
+        """The current state first, then every change (and a heartbeat) until it is done.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelOperation(self, request, context):
+        """Asks the operation to stop (the work sees it at its next progress report).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_OperationServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'StartOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartOperation,
+                    request_deserializer=faceswap_dot_v1_dot_common__pb2.StartOperationRequest.FromString,
+                    response_serializer=faceswap_dot_v1_dot_common__pb2.StartOperationResponse.SerializeToString,
+            ),
+            'GetOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOperation,
+                    request_deserializer=faceswap_dot_v1_dot_common__pb2.GetOperationRequest.FromString,
+                    response_serializer=faceswap_dot_v1_dot_common__pb2.GetOperationResponse.SerializeToString,
+            ),
+            'WatchOperation': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchOperation,
+                    request_deserializer=faceswap_dot_v1_dot_common__pb2.WatchOperationRequest.FromString,
+                    response_serializer=faceswap_dot_v1_dot_common__pb2.WatchOperationResponse.SerializeToString,
+            ),
+            'CancelOperation': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelOperation,
+                    request_deserializer=faceswap_dot_v1_dot_common__pb2.CancelOperationRequest.FromString,
+                    response_serializer=faceswap_dot_v1_dot_common__pb2.CancelOperationResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'faceswap.v1.OperationService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('faceswap.v1.OperationService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class OperationService:
+    """Long-running operations. Every service serves it: a stage's RPC (e.g.
+    "/faceswap.v1.DetectorService/ExtractFaceSet") is started in the background and
+    returns at once; its progress is followed over WatchOperation, which a client re-opens
+    with after_sequence when its deadline or connection ends. Operations are named by the
+    caller (idempotent: starting a name that exists returns that operation).
+    """
+
+    @staticmethod
+    def StartOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/faceswap.v1.OperationService/StartOperation',
+            faceswap_dot_v1_dot_common__pb2.StartOperationRequest.SerializeToString,
+            faceswap_dot_v1_dot_common__pb2.StartOperationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/faceswap.v1.OperationService/GetOperation',
+            faceswap_dot_v1_dot_common__pb2.GetOperationRequest.SerializeToString,
+            faceswap_dot_v1_dot_common__pb2.GetOperationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/faceswap.v1.OperationService/WatchOperation',
+            faceswap_dot_v1_dot_common__pb2.WatchOperationRequest.SerializeToString,
+            faceswap_dot_v1_dot_common__pb2.WatchOperationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelOperation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/faceswap.v1.OperationService/CancelOperation',
+            faceswap_dot_v1_dot_common__pb2.CancelOperationRequest.SerializeToString,
+            faceswap_dot_v1_dot_common__pb2.CancelOperationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
