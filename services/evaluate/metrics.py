@@ -189,6 +189,92 @@ def delta_e(lab_a: Sequence[float], lab_b: Sequence[float]) -> float:
     return float(np.linalg.norm(np.asarray(lab_a, dtype=np.float64) - np.asarray(lab_b, dtype=np.float64)))
 
 
+# --- realism (inside the source face's landmark hull) -------------------------------------------------
+
+# A pixel is a clipped highlight when its L* is at the top of the scale or any channel is saturated.
+CLIPPED_L = 98.0
+CLIPPED_CHANNEL = 250
+
+
+@dataclass
+class InteriorMeasure:
+    """Figures of one image on the source face's hull interior (``BorderGeometry.interior``)."""
+
+    sharpness: float  # variance of the Laplacian of the grey image
+    light: float  # mean L* (CIELAB, 0..100)
+    clipped: float  # share of clipped-highlight pixels, 0..1
+
+
+def measure_interior(image_bgr: np.ndarray, geo: BorderGeometry) -> InteriorMeasure:
+    x0, y0, x1, y1 = geo.crop
+    patch = image_bgr[y0:y1, x0:x1]
+    mask = geo.interior
+    if not mask.any():
+        return InteriorMeasure(math.nan, math.nan, math.nan)
+    gray = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY)
+    laplacian = cv2.Laplacian(gray, cv2.CV_64F, ksize=3)
+    lightness = cv2.cvtColor(patch.astype(np.float32) / 255.0, cv2.COLOR_BGR2LAB)[..., 0]
+    clipped = (lightness >= CLIPPED_L) | (patch.max(axis=2) >= CLIPPED_CHANNEL)
+    return InteriorMeasure(
+        sharpness=float(laplacian[mask].var()),
+        light=float(lightness[mask].mean()),
+        clipped=float(clipped[mask].mean()),
+    )
+
+
+def interior_difference(a_bgr: np.ndarray, b_bgr: np.ndarray, geo: BorderGeometry) -> float:
+    """Mean absolute grey-level difference of two frames on the hull interior (0..255)."""
+    x0, y0, x1, y1 = geo.crop
+    if not geo.interior.any():
+        return math.nan
+    ga = cv2.cvtColor(a_bgr[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY).astype(np.int16)
+    gb = cv2.cvtColor(b_bgr[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY).astype(np.int16)
+    return float(np.abs(ga - gb)[geo.interior].mean())
+
+
+# --- expression, in the face's own size --------------------------------------------------------------
+
+# dlib 68-point indices (0-based): inner-lip pairs (upper 61-63, lower 67-65), eyelid pairs, brows.
+MOUTH_PAIRS = ((61, 67), (62, 66), (63, 65))
+EYE_PAIRS = ((37, 41), (38, 40), (43, 47), (44, 46))
+BROWS = slice(17, 27)
+
+
+@dataclass(frozen=True)
+class Expression:
+    mouth_open: float  # mean inner-lip gap / inter-ocular distance
+    eye_open: float  # mean eyelid gap / inter-ocular distance
+    brow_height: float  # mean distance of the brow points above the eye line / inter-ocular distance
+
+
+def expression(landmarks: np.ndarray) -> Expression:
+    """Expression figures of one face, each divided by that face's own inter-ocular distance, so B's
+    bigger or smaller face does not count: only how open the mouth and eyes are, how high the brows."""
+    iod = inter_ocular(landmarks)
+    if iod <= 0:
+        return Expression(math.nan, math.nan, math.nan)
+
+    def gap(pairs: tuple[tuple[int, int], ...]) -> float:
+        return float(np.mean([np.linalg.norm(landmarks[i] - landmarks[j]) for i, j in pairs]))
+
+    right, left = landmarks[RIGHT_EYE].mean(0), landmarks[LEFT_EYE].mean(0)
+    axis = (left - right) / iod
+    normal = np.array([axis[1], -axis[0]])  # perpendicular to the eye line, pointing up in the image
+    brow = float(((landmarks[BROWS] - (right + left) / 2) @ normal).mean())
+    return Expression(gap(MOUTH_PAIRS) / iod, gap(EYE_PAIRS) / iod, brow / iod)
+
+
+def pearson(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Pearson correlation over the pairs where both are finite; NaN with < 3 pairs or a flat series."""
+    pairs = [(x, y) for x, y in zip(xs, ys, strict=True) if math.isfinite(x) and math.isfinite(y)]
+    if len(pairs) < 3:
+        return math.nan
+    a, b = np.array(pairs, dtype=np.float64).T
+    a, b = a - a.mean(), b - b.mean()
+    denom = math.sqrt(float((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / denom) if denom > 0 else math.nan
+
+
 # --- aggregation helpers ----------------------------------------------------------------------------
 
 

@@ -73,7 +73,7 @@ def self_result(clips: dict[str, Path]) -> EvalResult:
     return evaluate(clips["clip"], clips["clip"], clips["clip"], sample_every=3, b_max_faces=8)
 
 
-def test_clip_against_itself_reads_as_b_with_no_error(self_result: EvalResult) -> None:
+def test_clip_against_itself_reads_as_b_with_no_error_but_is_unswapped(self_result: EvalResult) -> None:
     s = self_result.summary
     assert s["frames_sampled"] == 20 and s["frames_with_face"] >= 19
     assert s["read_as_b_share"] >= 0.95
@@ -81,7 +81,13 @@ def test_clip_against_itself_reads_as_b_with_no_error(self_result: EvalResult) -
     assert s["jitter_ratio"] == pytest.approx(1.0)
     assert s["gradient_jump_ratio"] == pytest.approx(1.0)
     assert s["colour_shift_de"] == pytest.approx(0, abs=1e-6)
-    assert self_result.passed
+    assert s["sharpness_ratio"] == pytest.approx(1.0) and s["light_delta_l"] == pytest.approx(0, abs=1e-9)
+    assert s["clipped_excess_pct"] == pytest.approx(0, abs=1e-9) and s["face_difference"] == 0
+    # Nothing was swapped: every frame counts as unswapped, so the report fails on that alone.
+    assert s["unswapped_frames"] == s["frames_with_face"]
+    failed = [c["metric"] for c in self_result.checks if c["required"] and not c["passed"]]
+    assert failed == ["unswapped_frames"], failed
+    assert not self_result.passed
     assert self_result.b_set["faces"] == 8 and self_result.b_set["spread"] < 0.6
     assert any("already read as B" in n for n in self_result.notes)
 
@@ -108,19 +114,26 @@ def test_report_renders_every_section(self_result: EvalResult, tmp_path: Path) -
     html = (tmp_path / "report.html").read_text()
     for section in SECTIONS:
         assert f'<section id="{section}">' in html, section
-    assert html.count("<svg") >= 6  # identity, landmarks, jitter, 2 x blending, loss
+    # realism 2, expression 3, identity, landmarks, jitter, 2 x blending, loss
+    assert html.count("<svg") >= 11
     assert "no data" not in html
-    assert html.count('src="data:image/png;base64,') == 2 * len(self_result.thumbnails) >= 2
+    assert html.count('src="data:image/png;base64,') == 1 and len(self_result.thumbnails) == 10  # the sheet
+    assert (tmp_path / "report_sheet.png").is_file()
     # Self-contained: nothing is fetched from elsewhere.
     assert not re.search(r'(src|href)="(?!data:)', html)
     assert "PASS" in html and "loss_b" in html
     data = json.loads((tmp_path / "report.json").read_text())
-    assert data["passed"] is True
+    assert data["passed"] is False  # every frame unswapped
     assert {c["metric"] for c in data["checks"]} >= {
         "read_as_b_share",
+        "sharpness_ratio",
+        "light_delta_l",
+        "clipped_excess_pct",
+        "unswapped_frames",
         "landmark_error_pct",
         "gradient_jump_ratio",
     }
+    assert not next(c for c in data["checks"] if c["metric"] == "landmark_error_pct")["required"]
     assert len(data["frames"]) == 20 and data["loss"]["loss_a"][0] == [1.0, 1.0]
     assert data["summary"]["read_as_b_share"] == self_result.summary["read_as_b_share"]
     self_result.loss = {}
@@ -133,9 +146,14 @@ def test_cli_writes_report_and_json(
     report, data = tmp_path / "out" / "r.html", tmp_path / "out" / "r.json"
     args = ["evaluate", "--source", str(clips["clip"]), "--output", str(clips["clip"]), "--faces-b",
             str(clips["faces"]), "--report", str(report), "--json", str(data), "--max-frames", "4", "--check"]  # fmt: skip
-    assert faceswap_main(args) == 0
+    assert faceswap_main(args) == 1  # --check: the output is the source itself, nothing swapped
     out = capsys.readouterr().out
-    assert "PASS" in out and "frames reading as B: 100%" in out
+    assert "PASS  frames whose face reads as B" in out and ": 100.0% (>= 90.0%)" in out
+    assert "FAIL  frames with a face left unswapped" in out and "issue" not in out
+    assert (report.parent / "r_sheet.png").is_file()
+    args.remove("--check")
+    assert faceswap_main(args) == 0
+    capsys.readouterr()
     assert report.is_file() and json.loads(data.read_text())["summary"]["frames_sampled"] == 4
     # A missing input is a clear error, not a traceback.
     args[2] = str(tmp_path / "missing.mp4")
@@ -173,6 +191,7 @@ def test_evaluate_job_reads_and_writes_the_store(any_store, clips: dict[str, Pat
     data = any_store.get_json("jobs/j1/report.json")
     assert data["summary"]["frames_sampled"] == 3 and data["loss"]["loss"][-1] == [9.0, 0.1]
     assert b'<section id="contact-sheet">' in any_store.get_bytes("jobs/j1/report.html")
+    assert any_store.get_bytes("jobs/j1/report_sheet.png").startswith(b"\x89PNG\r\n\x1a\n")
     with pytest.raises(NotFound):
         evaluate_job(any_store, "jobs/j1/input.mp4", "jobs/j1/output.mp4", "jobs/nothing",
                      "jobs/j1/r2.html", "jobs/j1/r2.json")  # fmt: skip
