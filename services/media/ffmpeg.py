@@ -11,11 +11,65 @@ import threading
 from collections import deque
 from typing import IO
 
-from services.common.errors import FailedPrecondition
+from services.common.errors import FailedPrecondition, InvalidArgument
 
 # Overrides for unusual installs (and for tests of the fallback): a path, or "none" for ffprobe.
 FFMPEG_ENV = "FACESWAP_FFMPEG"
 FFPROBE_ENV = "FACESWAP_FFPROBE"
+
+
+# The only demuxers any input is opened with: real containers (and single images / audio files, so
+# their own clear errors and audio sources keep working). Playlists and other reference formats (hls,
+# dash, concat, ffconcat, image2 sequences, tee, ...) would make ffmpeg open further files or URLs
+# named inside the upload, so they are never probed, and every later call names the demuxer probed.
+CONTAINERS = (
+    "mov,mp4,m4a,3gp,3g2,mj2",
+    "matroska,webm",
+    "avi",
+    "mpegts",
+    "flv",
+    "mpeg",
+    "ogg",
+    "asf",
+    "gif",
+    "mp3",
+    "wav",
+    "aac",
+    "flac",
+    "png_pipe",
+    "jpeg_pipe",
+    "webp_pipe",
+    "bmp_pipe",
+    "tiff_pipe",
+)
+FORMAT_WHITELIST = ",".join(CONTAINERS)
+CONTAINER_NAMES = "mp4/mov, mkv/webm, avi, mpegts, flv, mpeg, ogg, asf, gif"
+
+
+def demuxer_for(container: str, label: str = "input") -> str:
+    """The demuxer to force (``-f``) for a probed container name; only the allowed ones."""
+    if container not in CONTAINERS:
+        raise InvalidArgument(
+            f"{label!r} is in the {container[:40]!r} format, not an accepted container ({CONTAINER_NAMES})",
+            field="video",
+        )
+    return container.split(",")[0]
+
+
+def input_args(path: str | os.PathLike[str], container: str | None) -> list[str]:
+    """``-i`` for a local file with its safeguards: only the file protocol, and the demuxer named
+    explicitly (``-f``, from the probe) or, when probing, chosen only among ``CONTAINERS``."""
+    args = ["-protocol_whitelist", "file"]
+    if not container:
+        args += ["-format_whitelist", FORMAT_WHITELIST]
+    else:
+        args += ["-f", demuxer_for(container)]
+    return [*args, "-i", "file:" + os.path.abspath(os.fspath(path))]
+
+
+def not_a_container(stderr: str) -> bool:
+    """ffmpeg refused the input because its format is not on the whitelist."""
+    return "not on whitelist" in stderr.lower()
 
 
 def find_ffmpeg() -> str:

@@ -26,6 +26,7 @@ from services.media.ffmpeg import (
     encoder_names,
     find_ffmpeg,
     find_ffprobe,
+    input_args,
     passthrough_args,
     summarize_stderr,
 )
@@ -81,7 +82,7 @@ def read_frames(
     if seek is not None:
         seconds, first = seek
         cmd += ["-ss", f"{seconds:.6f}"]
-    cmd += ["-i", str(path), "-map", f"0:{info.video_stream_index}", "-an", "-sn", "-dn"]
+    cmd += [*input_args(path, info.container), "-map", f"0:{info.video_stream_index}", "-an", "-sn", "-dn"]
     conditions = []
     if start > first:
         conditions.append(f"gte(n,{start - first})")
@@ -161,7 +162,8 @@ def seek_point(path: str | Path, info: VideoInfo, start: int) -> tuple[float, in
     if ffprobe is None or start < SEEK_MIN_SECONDS * float(info.fps) or start >= info.frame_count:
         return None
     cmd = [ffprobe, "-v", "error", "-select_streams", str(info.video_stream_index)]
-    cmd += ["-show_entries", "packet=pts,flags:stream=time_base:format=start_time", "-of", "json", str(path)]
+    cmd += ["-show_entries", "packet=pts,flags:stream=time_base:format=start_time", "-of", "json"]
+    cmd += input_args(path, info.container)
     proc = run_tool(cmd)
     if proc.returncode != 0:
         return None
@@ -255,13 +257,14 @@ class VideoWriter:
 
         cmd = [ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-y"]
         cmd += ["-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{self.width}x{self.height}"]
-        cmd += ["-framerate", f"{self.fps.numerator}/{self.fps.denominator}", "-i", "-"]
+        cmd += ["-framerate", f"{self.fps.numerator}/{self.fps.denominator}"]
+        cmd += ["-protocol_whitelist", "pipe", "-i", "pipe:0"]
         maps = ["-map", "0:v:0"]
         audio: list[str] = []
         if audio_from is not None:
             source = audio_info or probe_audio_source(audio_from, audio_label)
             if source.has_audio:
-                cmd += ["-i", str(audio_from)]
+                cmd += input_args(audio_from, source.container or None)
                 maps += ["-map", "1:a?"]
                 audio = audio_args(suffix, source.audio_codec)
         cmd += [*maps, "-c:v", codec]

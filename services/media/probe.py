@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from services.common.errors import InvalidArgument, NotFound
-from services.media.ffmpeg import find_ffmpeg, find_ffprobe, summarize_stderr
+from services.media.ffmpeg import (
+    CONTAINER_NAMES,
+    demuxer_for,
+    find_ffmpeg,
+    find_ffprobe,
+    input_args,
+    not_a_container,
+    summarize_stderr,
+)
 
 # Demuxers that read single images: a JPEG renamed .mp4 "probes" as a one-frame jpeg_pipe video.
 IMAGE_DEMUXERS = re.compile(r"(_pipe$|^image2$|^webp$|^apng$)")
@@ -124,6 +132,12 @@ def probe(path: str | Path, *, label: str | None = None) -> VideoInfo:
 
 
 def unreadable(label: str, stderr: str, path: str) -> InvalidArgument:
+    if not_a_container(stderr):
+        return InvalidArgument(
+            f"{label!r} is not in an accepted container ({CONTAINER_NAMES}); playlists and "
+            "references to other files are not accepted",
+            field="video",
+        )
     return InvalidArgument(
         f"{label!r} is not a readable video: {summarize_stderr(stderr, path)}", field="video"
     )
@@ -156,7 +170,18 @@ def run_tool(cmd: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 def _probe_ffprobe(ffprobe: str, path: str, label: str) -> VideoInfo:
-    proc = run_tool([ffprobe, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", path])
+    proc = run_tool(
+        [
+            ffprobe,
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_format",
+            "-show_streams",
+            *input_args(path, None),
+        ]
+    )
     if proc.returncode != 0:
         raise unreadable(label, proc.stderr, path)
     data = json.loads(proc.stdout or "{}")
@@ -164,6 +189,7 @@ def _probe_ffprobe(ffprobe: str, path: str, label: str) -> VideoInfo:
     container = str(fmt.get("format_name", ""))
     if IMAGE_DEMUXERS.search(container):
         raise InvalidArgument(f"{label!r} is a still image ({container}), not a video", field="video")
+    demuxer_for(container, label)  # only real containers, whatever the whitelist let through
     streams = data.get("streams", [])
     videos = [
         s
@@ -187,7 +213,7 @@ def _probe_ffprobe(ffprobe: str, path: str, label: str) -> VideoInfo:
     video_duration = _float(video.get("duration")) or _tag_duration(video)
     count = int(video.get("nb_frames", 0) or 0)
     if not _reliable(count, video_duration, fps):
-        count = _count_packets(ffprobe, path, int(video["index"]), label)
+        count = _count_packets(ffprobe, path, int(video["index"]), label, container)
     if not video_duration and count:
         video_duration = float(count / fps)
     audio = audios[0] if audios else {}
@@ -235,7 +261,7 @@ def clock_seconds(text: str) -> float:
         return 0.0
 
 
-def _count_packets(ffprobe: str, path: str, index: int, label: str) -> int:
+def _count_packets(ffprobe: str, path: str, index: int, label: str, container: str) -> int:
     """Frames as the decoder will output them: packets, less those an edit list discards (flag D),
     e.g. the leading frames of a stream-copy cut, which the header still counts."""
     proc = run_tool(
@@ -249,7 +275,7 @@ def _count_packets(ffprobe: str, path: str, index: int, label: str) -> int:
             "packet=flags",
             "-of",
             "csv=p=0",
-            path,
+            *input_args(path, container),
         ]
     )
     if proc.returncode != 0:

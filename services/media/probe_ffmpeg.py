@@ -13,6 +13,7 @@ from fractions import Fraction
 from typing import Any
 
 from services.common.errors import InvalidArgument
+from services.media.ffmpeg import demuxer_for, input_args
 from services.media.probe import (
     IMAGE_DEMUXERS,
     NoVideoStream,
@@ -45,13 +46,14 @@ def _split_top(text: str) -> list[str]:
 
 
 def probe_with_ffmpeg(ffmpeg: str, path: str, label: str) -> VideoInfo:
-    header = run_tool([ffmpeg, "-hide_banner", "-nostdin", "-i", path]).stderr
+    header = run_tool([ffmpeg, "-hide_banner", "-nostdin", *input_args(path, None)]).stderr
     match = re.search(r"^Input #0, (.+?), from ", header, re.MULTILINE)
     if not match:
         raise unreadable(label, header, path)
     container = match.group(1)
     if IMAGE_DEMUXERS.search(container):
         raise InvalidArgument(f"{label!r} is a still image ({container}), not a video", field="video")
+    demuxer_for(container, label)
     lines = header.splitlines()
     video: dict[str, Any] | None = None
     audio: dict[str, Any] | None = None
@@ -83,7 +85,7 @@ def probe_with_ffmpeg(ffmpeg: str, path: str, label: str) -> VideoInfo:
     if video["codec"] in ("none", "unknown", ""):
         raise InvalidArgument(f"{label!r} uses a video codec this ffmpeg cannot decode", field="video")
     duration = re.search(r"Duration: (\d+:\d+:[\d.]+)", header)
-    packets = _packet_facts(ffmpeg, path, video["index"], audio["index"] if audio else None, label)
+    packets = _packet_facts(ffmpeg, path, video["index"], audio["index"] if audio else None, label, container)
     fps = _fallback_fps(packets, header)
     if fps is None:
         raise InvalidArgument(f"{label!r} has no frame rate in its video stream", field="video")
@@ -132,11 +134,25 @@ def _header_rotation(following: list[str]) -> int:
     return 0
 
 
-def _packet_facts(ffmpeg: str, path: str, video_index: int, audio_index: int | None, label: str) -> dict:
+def _packet_facts(
+    ffmpeg: str, path: str, video_index: int, audio_index: int | None, label: str, container: str
+) -> dict:
     """Frame count, exact fps and stream durations from a stream-copy packet listing (no decoding)."""
     maps = ["-map", f"0:{video_index}"] + (["-map", f"0:{audio_index}"] if audio_index is not None else [])
     proc = run_tool(
-        [ffmpeg, "-nostdin", "-v", "error", "-i", path, *maps, "-c", "copy", "-f", "framecrc", "-"]
+        [
+            ffmpeg,
+            "-nostdin",
+            "-v",
+            "error",
+            *input_args(path, container),
+            *maps,
+            "-c",
+            "copy",
+            "-f",
+            "framecrc",
+            "-",
+        ]
     )
     if proc.returncode != 0:
         raise unreadable(label, proc.stderr, path)
