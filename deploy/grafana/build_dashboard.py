@@ -72,8 +72,15 @@ def build() -> dict[str, Any]:
             "Jobs running",
             [(f"sum(faceswap_orchestrator_jobs_running{{{NS}}})", "running")],
             kind="stat",
-            width=6,
+            width=4,
             description="Jobs the orchestrator replicas are running now (the rest wait QUEUED).",
+        ),
+        panel(
+            "Jobs queued",
+            [(f"max(faceswap_orchestrator_jobs_queued{{{NS}}})", "queued")],
+            kind="stat",
+            width=4,
+            description="QUEUED jobs in the database, waiting for a slot (every replica reports it: max).",
         ),
         panel(
             "Jobs finished by state (per hour)",
@@ -83,7 +90,7 @@ def build() -> dict[str, Any]:
                     "{{state}}",
                 )
             ],
-            width=10,
+            width=8,
         ),
         panel(
             "Stage retries (transient failures)",
@@ -120,11 +127,13 @@ def build() -> dict[str, Any]:
             description="Latest loss per identity (A, B) of each trainer or training Job.",
         ),
         panel(
-            "Training samples/s",
+            "Training steps/s",
             [
-                (f"sum by (pod) (faceswap_trainer_samples_per_second{{{NS}}})", "{{pod}}"),
-                (f"sum(rate(faceswap_trainer_steps_total{{{NS}}}[{RATE}]))", "steps/s (all)"),
+                (f"sum by (pod) (rate(faceswap_trainer_steps_total{{{NS}}}[{RATE}]))", "{{pod}}"),
+                (f"sum(rate(faceswap_trainer_steps_total{{{NS}}}[{RATE}]))", "all"),
             ],
+            description="From the steps counter (rates of counters survive restarts and scrape gaps; the "
+            "*_per_second gauges only show the last value a pod set).",
         ),
         row("RPC"),
         panel(
@@ -155,7 +164,7 @@ def build() -> dict[str, Any]:
         panel(
             "GPU memory used",
             [("sum by (Hostname, gpu) (DCGM_FI_DEV_FB_USED)", "{{Hostname}} GPU {{gpu}}")],
-            unit="decmbytes",
+            unit="mbytes",  # DCGM_FI_DEV_FB_USED is in MiB
             description="Needs dcgm-exporter (NVIDIA GPU Operator); empty without it.",
         ),
         panel(

@@ -16,7 +16,11 @@ KUBE_VERSION = "1.30.0"
 KUBE_VERSIONS = (KUBE_VERSION, kubernetes_validate.latest_version())
 RELEASE, NAMESPACE = "demo", "faceswap"
 # CRDs kubernetes-validate has no schema for: checked structurally instead.
-CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PodMonitor")}
+CRD_KINDS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PodMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+}
 
 
 def profile(name: str) -> dict[str, Any]:
@@ -64,9 +68,16 @@ def validate(obj: dict[str, Any]) -> None:
 
 
 def validate_monitor(obj: dict[str, Any]) -> None:
-    """The parts of the Prometheus Operator CRDs the chart uses."""
+    """The parts of the Prometheus Operator CRDs the chart uses (rule expressions: test_promtool.py)."""
     spec = obj["spec"]
     assert obj["metadata"]["name"] and obj["metadata"]["namespace"]
+    if obj["kind"] == "PrometheusRule":
+        for group in spec["groups"]:
+            assert group["name"] and group["rules"]
+            for rule in group["rules"]:
+                assert set(rule) <= {"alert", "record", "expr", "for", "labels", "annotations"}, set(rule)
+                assert rule["expr"] and ("alert" in rule) != ("record" in rule)
+        return
     assert spec["selector"]["matchLabels"], "a monitor must select by labels"
     endpoints = spec.get("endpoints") if obj["kind"] == "ServiceMonitor" else spec.get("podMetricsEndpoints")
     assert endpoints, "no endpoints"

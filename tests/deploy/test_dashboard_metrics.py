@@ -1,7 +1,9 @@
 """Every metric the Grafana dashboard queries is one the services really export on /metrics.
 
 Each service's server runs in this process (start_server(build_spec(), port=0)) and its metrics port
-is scraped over HTTP; the dashboard's faceswap_* series must all appear there.
+is scraped over HTTP; the dashboard's faceswap_* series must all appear there. promtool (Debian's
+prometheus package, `make install`) lints those pages (`promtool check metrics`) and parses every
+dashboard query and the chart's alerts as rules (`promtool check rules`).
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import importlib
 import json
 import re
+import shutil
+import subprocess
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -107,7 +111,16 @@ def test_dashboard_queries_only_exported_metrics(scraped: dict[str, str]) -> Non
 def test_dashboard_covers_the_required_views() -> None:
     dashboard = json.loads(DASHBOARD.read_text())
     titles = " | ".join(p["title"].lower() for p in dashboard["panels"])
-    for view in ("jobs", "frames/s", "loss", "samples/s", "rpc latency", "rpc errors", "gpu memory"):
+    for view in (
+        "jobs",
+        "jobs queued",
+        "frames/s",
+        "loss",
+        "steps/s",
+        "rpc latency",
+        "rpc errors",
+        "gpu memory",
+    ):
         assert view in titles, view
     names = dashboard_metrics()
     assert "faceswap_rpc_requests_total" in names and "faceswap_rpc_latency_seconds_bucket" in names
@@ -124,3 +137,92 @@ def test_dashboard_file_is_generated() -> None:
     finally:
         sys.path.pop(0)
     assert DASHBOARD.read_text() == build_dashboard.render(), "run deploy/grafana/build_dashboard.py"
+
+    # *_per_second gauges only hold a pod's last value: rates come from counters.
+    assert not [n for n in dashboard_metrics() if n.endswith("_per_second")]
+    gpu_memory = next(
+        p for p in json.loads(DASHBOARD.read_text())["panels"] if p["title"] == "GPU memory used"
+    )
+    assert gpu_memory["fieldConfig"]["defaults"]["unit"] == "mbytes"  # DCGM_FI_DEV_FB_USED is MiB
+
+
+# ---- promtool ----
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    path = shutil.which("promtool")
+    if not path:
+        pytest.skip("promtool not installed: `make install` installs it as root (apt-get install prometheus)")
+    return path
+
+
+def _promtool(promtool: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([promtool, *args], input=stdin, capture_output=True, text=True, timeout=60)
+
+
+# Lint rules we do not follow, each for a reason.
+_ACCEPTED_LINT = (
+    # Info-style gauges carry their value in labels by design (prometheus_client's Info does the same).
+    "_info",
+)
+
+
+def test_metrics_pages_pass_promtool_lint(scraped: dict[str, str], promtool: str) -> None:
+    for svc, text in scraped.items():
+        result = _promtool(promtool, "check", "metrics", stdin=text)
+        problems = [
+            line
+            for line in (result.stdout + result.stderr).splitlines()
+            if line.strip() and not any(ok in line for ok in _ACCEPTED_LINT)
+        ]
+        assert not problems, f"{svc}: promtool check metrics: {problems}"
+
+
+def _as_rules_file(path: Path, name: str, exprs: list[str]) -> Path:
+    import yaml
+
+    rules = [{"record": f"faceswap:check:{i}", "expr": e} for i, e in enumerate(exprs)]
+    path.write_text(yaml.safe_dump({"groups": [{"name": name, "rules": rules}]}))
+    return path
+
+
+def test_every_dashboard_query_parses_as_a_recording_rule(promtool: str, tmp_path: Path) -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    assert len(exprs) > 10
+    # Grafana's variables as a Prometheus server would see them after Grafana substituted them.
+    exprs = [e.replace("$__rate_interval", "2m").replace("$namespace", ".*") for e in exprs]
+    result = _promtool(
+        promtool, "check", "rules", str(_as_rules_file(tmp_path / "d.yaml", "dashboard", exprs))
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(exprs)} rules found" in result.stdout
+
+
+def test_chart_alerts_pass_promtool(promtool: str, tmp_path: Path) -> None:
+    import yaml
+    from chart_render import by_kind, manifests, profile
+
+    rule = by_kind(manifests(profile("gpu")), "PrometheusRule")["demo-faceswap"]
+    path = tmp_path / "alerts.yaml"
+    path.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    result = _promtool(promtool, "check", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The alerts query only series the services export (or the queue gauge the orchestrator adds).
+    names = set()
+    for group in rule["spec"]["groups"]:
+        for r in group["rules"]:
+            names |= set(re.findall(r"\b(faceswap_[a-z0-9_]+)\b", r["expr"]))
+    assert names == {
+        "faceswap_orchestrator_jobs_finished_total",
+        "faceswap_stage_seconds_bucket",
+        "faceswap_orchestrator_jobs_queued",
+        "faceswap_rpc_requests_total",
+    }
+
+
+def test_alert_series_are_exported(scraped: dict[str, str]) -> None:
+    exported = set().union(*(exposed_series(text) for text in scraped.values()))
+    assert "faceswap_orchestrator_jobs_queued" in exported
+    assert "faceswap_orchestrator_jobs_finished_total" in exported

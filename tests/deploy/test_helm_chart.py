@@ -16,6 +16,13 @@ from chart_render import CHART, NAMESPACE, by_kind, manifests, profile, render, 
 
 SERVICES = {"orchestrator": 50050, "media": 50051, "detector": 50052, "trainer": 50053, "converter": 50054}
 PROFILES = ["default", "gpu", "external-s3"]
+JOBS_REPLACE = {"trainer", "converter"}  # no Deployments of these with kubernetesJobs.enabled (gpu profile)
+
+
+def _services(profile_name: str) -> dict[str, int]:
+    if profile_name == "gpu":
+        return {svc: port for svc, port in SERVICES.items() if svc not in JOBS_REPLACE}
+    return SERVICES
 
 
 @pytest.fixture(scope="module", params=PROFILES)
@@ -36,11 +43,12 @@ def test_every_manifest_validates(rendered: tuple[str, list[dict]]) -> None:
 
 
 def test_services_are_hardened_and_probed(rendered: tuple[str, list[dict]]) -> None:
-    _, objects = rendered
+    profile_name, objects = rendered
     deployments = by_kind(objects, "Deployment")
     services = by_kind(objects, "Service")
     pdbs = by_kind(objects, "PodDisruptionBudget")
-    for svc, port in SERVICES.items():
+    assert {n for n in deployments} == {f"demo-faceswap-{svc}" for svc in _services(profile_name)}
+    for svc, port in _services(profile_name).items():
         name = f"demo-faceswap-{svc}"
         pod = deployments[name]["spec"]["template"]["spec"]
         (container,) = pod["containers"]
@@ -59,6 +67,7 @@ def test_services_are_hardened_and_probed(rendered: tuple[str, list[dict]]) -> N
         mounts = {m["mountPath"] for m in container["volumeMounts"]}
         assert {"/tmp", "/data"} <= mounts
         assert container["resources"]["requests"] and container["resources"]["limits"]
+        assert container["resources"]["requests"]["ephemeral-storage"] == "4Gi"  # = tmpSizeLimit
         assert {p["name"] for p in services[name]["spec"]["ports"]} == {"grpc", "metrics"}
         assert services[f"{name}-headless"]["spec"]["clusterIP"] == "None"
         assert name in pdbs
@@ -67,8 +76,12 @@ def test_services_are_hardened_and_probed(rendered: tuple[str, list[dict]]) -> N
             assert var in env, var
         assert env["FACESWAP_STORAGE"]["value"] == "s3"
         assert env["FACESWAP_METRICS_PORT"]["value"] == str(port + 1000)
-        for addr in ("MEDIA", "DETECTOR", "TRAINER", "CONVERTER", "JOBS"):
+        for other in _services(profile_name):
+            addr = "JOBS" if other == "orchestrator" else other.upper()
             assert f"FACESWAP_{addr}_ADDR" in env
+        assert env["FACESWAP_BIND_HOST"]["value"] == "[::]"  # IPv6-only and dual-stack clusters
+        assert env["FACESWAP_MAX_CONNECTION_AGE_S"]["value"] == "300"
+        assert "FACESWAP_HEALTH_PORT" not in env and "FACESWAP_TLS_CERT" not in env
     orchestrator = deployments["demo-faceswap-orchestrator"]
     assert orchestrator["spec"]["replicas"] == 2
     assert pdbs["demo-faceswap-orchestrator"]["spec"]["minAvailable"] == 1
@@ -101,7 +114,11 @@ def test_default_profile_bundles_minio_and_postgresql() -> None:
 def test_gpu_profile_schedules_on_gpu_nodes() -> None:
     objects = manifests(profile("gpu"))
     deployments = by_kind(objects, "Deployment")
-    for svc in ("detector", "trainer", "converter"):
+    # Jobs mode: training and conversion run as Jobs, so no trainer/converter Deployment holds a GPU.
+    for svc in JOBS_REPLACE:
+        assert f"demo-faceswap-{svc}" not in deployments
+        assert f"demo-faceswap-{svc}" not in by_kind(objects, "Service")
+    for svc in ("detector",):
         pod = deployments[f"demo-faceswap-{svc}"]["spec"]["template"]["spec"]
         (container,) = pod["containers"]
         assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
@@ -110,21 +127,26 @@ def test_gpu_profile_schedules_on_gpu_nodes() -> None:
         assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
         assert pod["tolerations"][0]["key"] == "nvidia.com/gpu"
         assert any(v.get("emptyDir", {}).get("medium") == "Memory" for v in pod["volumes"])
-    assert "affinity" in deployments["demo-faceswap-trainer"]["spec"]["template"]["spec"]
     media = deployments["demo-faceswap-media"]["spec"]["template"]["spec"]["containers"][0]
     assert "nvidia.com/gpu" not in media["resources"].get("limits", {})
-    # HPA on converters replaces the fixed replica count.
-    hpa = by_kind(objects, "HorizontalPodAutoscaler")["demo-faceswap-converter"]
-    assert hpa["spec"]["maxReplicas"] == 8
-    assert "replicas" not in deployments["demo-faceswap-converter"]["spec"]
+    assert not by_kind(objects, "HorizontalPodAutoscaler"), "the converter HPA went with its Deployment"
     # The orchestrator may run Jobs, and only Jobs, in its own namespace.
     role = by_kind(objects, "Role")["demo-faceswap-orchestrator"]
     assert role["metadata"]["namespace"] == NAMESPACE
     resources = {(g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
-    assert resources == {("batch", "jobs"), ("batch", "jobs/status"), ("", "pods"), ("", "pods/log")}
+    assert resources == {
+        ("batch", "jobs"),
+        ("batch", "jobs/status"),
+        ("", "pods"),
+        ("", "pods/log"),
+        ("", "events"),
+        ("", "configmaps"),
+    }
     for rule in role["rules"]:
         if rule["apiGroups"] == [""]:
             assert set(rule["verbs"]) <= {"get", "list", "watch"}
+        if rule["resources"] == ["configmaps"]:
+            assert rule["resourceNames"] == ["demo-faceswap-k8s-jobs"]  # the Jobs' owner, nothing else
     binding = by_kind(objects, "RoleBinding")["demo-faceswap-orchestrator"]
     assert binding["subjects"][0]["name"] == "demo-faceswap-orchestrator"
     orch = deployments["demo-faceswap-orchestrator"]["spec"]["template"]["spec"]
@@ -139,10 +161,115 @@ def test_gpu_profile_schedules_on_gpu_nodes() -> None:
     assert "demo-faceswap-workers" in by_kind(objects, "PodMonitor")
     policies = by_kind(objects, "NetworkPolicy")
     metrics_rule = policies["demo-faceswap"]["spec"]["ingress"][1]
-    assert {p["port"] for p in metrics_rule["ports"]} == {port + 1000 for port in SERVICES.values()}
+    # Service metrics ports, and 9090 of the worker pods the PodMonitor scrapes.
+    ports = {port + 1000 for port in _services("gpu").values()} | {9090}
+    assert {p["port"] for p in metrics_rule["ports"]} == ports
+    config = json.loads(by_kind(objects, "ConfigMap")["demo-faceswap-k8s-jobs"]["data"]["jobs.json"])
+    assert config["ownerConfigMap"] == "demo-faceswap-k8s-jobs"
+    assert (config["stuckGraceSeconds"], config["pullGraceSeconds"]) == (600, 120)
+    rule = by_kind(objects, "PrometheusRule")["demo-faceswap"]
+    alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert alerts == {
+        "FaceswapJobsFailing",
+        "FaceswapStageSlow",
+        "FaceswapJobBacklog",
+        "FaceswapJobApiErrors",
+    }
     assert policies["demo-faceswap-job-api"]["spec"]["ingress"][0]["ports"] == [
         {"port": 50050, "protocol": "TCP"}
     ]
+
+
+def test_deployments_mode_hpa_can_scale_converters_on_the_job_backlog() -> None:
+    values = {"services": {"converter": {"autoscaling": {"enabled": True, "queuedJobsPerReplica": 2}}}}
+    objects = manifests(values)
+    hpa = by_kind(objects, "HorizontalPodAutoscaler")["demo-faceswap-converter"]
+    external = [m for m in hpa["spec"]["metrics"] if m["type"] == "External"]
+    assert external[0]["external"]["metric"]["name"] == "faceswap_orchestrator_jobs_queued"
+    assert external[0]["external"]["target"] == {"type": "AverageValue", "averageValue": "2"}
+    assert "replicas" not in by_kind(objects, "Deployment")["demo-faceswap-converter"]["spec"]
+    for obj in objects:
+        validate(obj)
+
+
+def test_tls_moves_probes_to_a_plaintext_health_port() -> None:
+    objects = manifests(
+        {"tls": {"enabled": True, "secretName": "faceswap-tls"}, "clusterDomain": "corp.example"}
+    )
+    for obj in objects:
+        validate(obj)
+    for name, dep in by_kind(objects, "Deployment").items():
+        port = SERVICES[name.removeprefix("demo-faceswap-")]
+        pod = dep["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["FACESWAP_HEALTH_PORT"] == str(port + 2000)
+        assert env["FACESWAP_TLS_CERT"] == "/etc/faceswap/tls/tls.crt" and env["FACESWAP_TLS_CA"]
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert container[probe]["grpc"] == {"port": port + 2000}
+        assert {"name": "tls", "secret": {"secretName": "faceswap-tls"}} in pod["volumes"]
+        assert env["FACESWAP_MEDIA_ADDR"].endswith(".svc.corp.example:50051")
+    test_pod = by_kind(objects, "Pod")["demo-faceswap-test-health"]
+    assert (
+        "demo-faceswap-media.faceswap.svc.corp.example:52051" in test_pod["spec"]["containers"][0]["command"]
+    )
+    with pytest.raises(Exception, match="secretName"):
+        render({"tls": {"enabled": True}})
+
+
+def test_postgresql_password_survives_reinstalls_and_gitops() -> None:
+    objects = manifests()
+    secret = by_kind(objects, "Secret")["demo-faceswap-postgresql"]
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert by_kind(objects, "Secret")["demo-faceswap-minio"]["metadata"]["annotations"]
+    values = {
+        "database": {"postgresql": {"existingSecret": "pg-creds", "passwordKey": "pw", "urlKey": "url"}}
+    }
+    objects = manifests(values)
+    assert "demo-faceswap-postgresql" not in by_kind(objects, "Secret")
+    sts = by_kind(objects, "StatefulSet")["demo-faceswap-postgresql"]["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in sts["containers"][0]["env"]}
+    assert env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "pg-creds", "key": "pw"}
+    orch = by_kind(objects, "Deployment")["demo-faceswap-orchestrator"]["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in orch["containers"][0]["env"]}
+    assert env["FACESWAP_DB_URL"]["valueFrom"]["secretKeyRef"] == {"name": "pg-creds", "key": "url"}
+
+
+def test_statefulsets_pull_secrets_and_service_account_names() -> None:
+    values = {
+        "imagePullSecrets": [{"name": "regcred"}],
+        "serviceAccount": {"name": "fs-workloads", "orchestratorName": "fs-orch"},
+        "kubernetesJobs": {"enabled": True},
+    }
+    objects = manifests(values)
+    for sts in by_kind(objects, "StatefulSet").values():
+        pod = sts["spec"]["template"]["spec"]
+        assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+        assert pod["containers"][0]["resources"]["requests"]["ephemeral-storage"]
+    assert set(by_kind(objects, "ServiceAccount")) == {"fs-workloads", "fs-orch"}
+    deployments = by_kind(objects, "Deployment")
+    assert (
+        deployments["demo-faceswap-orchestrator"]["spec"]["template"]["spec"]["serviceAccountName"]
+        == "fs-orch"
+    )
+    assert (
+        deployments["demo-faceswap-media"]["spec"]["template"]["spec"]["serviceAccountName"] == "fs-workloads"
+    )
+    assert by_kind(objects, "RoleBinding")["demo-faceswap-orchestrator"]["subjects"][0]["name"] == "fs-orch"
+    config = json.loads(by_kind(objects, "ConfigMap")["demo-faceswap-k8s-jobs"]["data"]["jobs.json"])
+    assert config["serviceAccountName"] == "fs-workloads"
+
+
+def test_helm_test_pod_checks_every_service() -> None:
+    pod = by_kind(manifests(), "Pod")["demo-faceswap-test-health"]
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    command = pod["spec"]["containers"][0]["command"]
+    targets = command[3:]
+    assert targets == [
+        f"demo-faceswap-{svc}.faceswap.svc.cluster.local:{port}" for svc, port in sorted(SERVICES.items())
+    ]
+    compile(command[2], "helm-test", "exec")  # the inline script is valid Python
+    assert pod["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
 
 
 def test_external_s3_profile_uses_existing_secrets() -> None:

@@ -45,13 +45,22 @@ app.kubernetes.io/part-of: faceswap
 {{- printf "%s:%s" .root.Values.image.repository $tag }}
 {{- end }}
 
-{{/* Service accounts */}}
+{{/* Service accounts: serviceAccount.name / orchestratorName, else generated ("default" if not created) */}}
 {{- define "faceswap.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create }}{{ include "faceswap.fullname" . }}{{ else }}default{{ end }}
+{{- if .Values.serviceAccount.create }}{{ default (include "faceswap.fullname" .) .Values.serviceAccount.name }}
+{{- else }}{{ default "default" .Values.serviceAccount.name }}{{ end }}
 {{- end }}
 
 {{- define "faceswap.orchestratorServiceAccountName" -}}
-{{- if .Values.serviceAccount.create }}{{ include "faceswap.fullname" . }}-orchestrator{{ else }}default{{ end }}
+{{- if .Values.serviceAccount.create }}{{ default (printf "%s-orchestrator" (include "faceswap.fullname" .)) .Values.serviceAccount.orchestratorName }}
+{{- else }}{{ default "default" .Values.serviceAccount.orchestratorName }}{{ end }}
+{{- end }}
+
+{{/* Whether a service runs as a Deployment: .root, .name. With kubernetesJobs.enabled, training and
+conversion run as Jobs and the trainer / converter Deployments would only hold GPUs idle. */}}
+{{- define "faceswap.serviceEnabled" -}}
+{{- $svc := index .root.Values.services .name }}
+{{- if and $svc.enabled (not (and .root.Values.kubernetesJobs.enabled (has .name (list "trainer" "converter")))) }}true{{ end }}
 {{- end }}
 
 {{/* The address env variable a service is reached by (services/common/config.py ENV_DOCS) */}}
@@ -85,12 +94,12 @@ app.kubernetes.io/part-of: faceswap
 {{- if eq .Values.database.mode "external" -}}
 {{- default (printf "%s-db" (include "faceswap.fullname" .)) .Values.database.external.existingSecret }}
 {{- else -}}
-{{- printf "%s-postgresql" (include "faceswap.fullname" .) }}
+{{- default (printf "%s-postgresql" (include "faceswap.fullname" .)) .Values.database.postgresql.existingSecret }}
 {{- end }}
 {{- end }}
 
 {{- define "faceswap.dbUrlKey" -}}
-{{- if eq .Values.database.mode "external" }}{{ .Values.database.external.urlKey }}{{ else }}db-url{{ end }}
+{{- if eq .Values.database.mode "external" }}{{ .Values.database.external.urlKey }}{{ else }}{{ .Values.database.postgresql.urlKey }}{{ end }}
 {{- end }}
 
 {{/* A secret value kept across upgrades: .root, .name (Secret), .key, .value (explicit wins) */}}
@@ -135,12 +144,26 @@ app.kubernetes.io/part-of: faceswap
   value: {{ .Values.logLevel | quote }}
 - name: FACESWAP_LOG_FORMAT
   value: {{ .Values.logFormat | quote }}
+- name: FACESWAP_BIND_HOST
+  value: {{ .Values.grpc.bindHost | quote }}
+- name: FACESWAP_MAX_CONNECTION_AGE_S
+  value: {{ .Values.grpc.maxConnectionAgeSeconds | quote }}
+{{- if .Values.tls.enabled }}
+- name: FACESWAP_TLS_CERT
+  value: /etc/faceswap/tls/tls.crt
+- name: FACESWAP_TLS_KEY
+  value: /etc/faceswap/tls/tls.key
+{{- if .Values.tls.mutual }}
+- name: FACESWAP_TLS_CA
+  value: /etc/faceswap/tls/ca.crt
+{{- end }}
+{{- end }}
 {{- $root := . }}
 {{- range $name, $svc := .Values.services }}
-{{- if $svc.enabled }}
+{{- if include "faceswap.serviceEnabled" (dict "root" $root "name" $name) }}
 - name: {{ include "faceswap.addrVar" $name }}
   {{- if $root.Values.grpc.clientLoadBalancing }}
-  value: "dns:///{{ include "faceswap.fullname" $root }}-{{ $name }}-headless.{{ $root.Release.Namespace }}.svc.cluster.local:{{ $svc.port }}"
+  value: "dns:///{{ include "faceswap.fullname" $root }}-{{ $name }}-headless.{{ $root.Release.Namespace }}.svc.{{ $root.Values.clusterDomain }}:{{ $svc.port }}"
   {{- else }}
   value: "{{ include "faceswap.fullname" $root }}-{{ $name }}:{{ $svc.port }}"
   {{- end }}
@@ -159,6 +182,11 @@ app.kubernetes.io/part-of: faceswap
 - name: data
   emptyDir:
     sizeLimit: {{ .Values.tmpSizeLimit }}
+{{- if .Values.tls.enabled }}
+- name: tls
+  secret:
+    secretName: {{ .Values.tls.secretName }}
+{{- end }}
 {{- end }}
 
 {{- define "faceswap.volumeMounts" -}}
@@ -166,4 +194,18 @@ app.kubernetes.io/part-of: faceswap
   mountPath: /tmp
 - name: data
   mountPath: /data
+{{- if .Values.tls.enabled }}
+- name: tls
+  mountPath: /etc/faceswap/tls
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/* resources with an ephemeral-storage request (the emptyDirs live on the node's disk): .resources, .size */}}
+{{- define "faceswap.resources" -}}
+{{- $resources := deepCopy (default dict .resources) }}
+{{- $requests := default dict $resources.requests }}
+{{- if not (hasKey $requests "ephemeral-storage") }}{{ $_ := set $requests "ephemeral-storage" .size }}{{ end }}
+{{- $_ := set $resources "requests" $requests }}
+{{- toYaml $resources }}
 {{- end }}
