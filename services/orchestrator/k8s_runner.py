@@ -3,24 +3,28 @@
 The Job manifests come from k8s_jobs.py (placement, GPUs, Kueue from the chart's ConfigMap); this
 module only maps a job's options onto them and follows the Job: training progress from the
 checkpoint the worker pod writes, conversion progress as completed chunks of the Indexed Job.
-A cancelled job deletes its Kubernetes Job; an orchestrator shutting down leaves it running (the next
-owner of the job finds it by name: submitting is idempotent).
+Following is k8s_jobs.wait_for_job (watch, poll fallback, stuck-pod diagnosis) on the process's one
+KubeClient. A cancelled job deletes its Kubernetes Job; an orchestrator shutting down leaves it
+running (the next owner of the job finds it by name: submitting is idempotent, a failed Job of that
+name is replaced). Jobs are owned by the chart's ConfigMap, so `helm uninstall` removes them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from typing import Any
 
 import grpc
 
+from services.common.errors import FailedPrecondition, Unavailable
 from services.common.pb.faceswap.v1 import jobs_pb2
 from services.orchestrator import k8s_jobs
 from services.orchestrator.jobs import JobKeys
 from services.orchestrator.runner import Context, JobCancelled, JobRunner, StageFailed
 
-POLL_SECONDS = 5.0
+log = logging.getLogger("faceswap.orchestrator.k8s_runner")
 
 
 def _plain(value: Any) -> Any:
@@ -78,39 +82,83 @@ def convert_manifest(
 
 
 class KubernetesJobRunner(JobRunner):
-    def __init__(self, *args: Any, job_settings: k8s_jobs.JobSettings | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        job_settings: k8s_jobs.JobSettings | None = None,
+        kube: k8s_jobs.KubeClient | None = None,
+        follow_options: dict[str, float] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.k8s = job_settings or k8s_jobs.load_job_settings()
         self.namespace = k8s_jobs.current_namespace(self.k8s)
+        self._kube = kube  # made on first use: the process-wide client
+        self.follow_options = {
+            "pull_grace_seconds": float(self.k8s.pull_grace_seconds),
+            "stuck_grace_seconds": float(self.k8s.stuck_grace_seconds),
+            **(follow_options or {}),
+        }
+
+    @property
+    def kube(self) -> k8s_jobs.KubeClient:
+        if self._kube is None:
+            self._kube = k8s_jobs.default_client()
+        return self._kube
+
+    def _submit(self, stage: str, manifest: Any) -> k8s_jobs.Submitted:
+        owner = None
+        if self.k8s.owner_config_map:
+            owner = self.kube.owner_reference(self.namespace, self.k8s.owner_config_map)
+        try:
+            return k8s_jobs.submit(manifest, self.namespace, client=self.kube, owner=owner)
+        except Unavailable as exc:
+            raise StageFailed(stage, grpc.StatusCode.UNAVAILABLE, exc.message) from exc
+        except FailedPrecondition as exc:
+            raise StageFailed(stage, grpc.StatusCode.FAILED_PRECONDITION, exc.message) from exc
 
     def _follow(self, ctx: Context, stage: str, name: str, on_status) -> k8s_jobs.JobStatus:
-        """Polls the Job until it ends; a cancel deletes it, a shutdown leaves it to the next owner."""
-        while True:
-            status = k8s_jobs.job_status(name, self.namespace)
-            on_status(status)
-            if status.state in k8s_jobs.TERMINAL_STATES:
-                return status
-            if ctx.cancelled.wait(POLL_SECONDS):
-                if not ctx.stopping.is_set():
-                    k8s_jobs.delete_job(name, self.namespace)
-                raise JobCancelled()
-
-    def _failed(self, stage: str, name: str, status: k8s_jobs.JobStatus) -> StageFailed:
-        logs = ""
+        """Follows the Job until it ends; a cancel deletes it, a shutdown leaves it to the next owner."""
         try:
-            tails = k8s_jobs.job_logs(name, self.namespace, tail_lines=5)
-            logs = " | ".join(
-                f"{pod}: {text.strip().splitlines()[-1]}" for pod, text in tails.items() if text.strip()
+            status = k8s_jobs.wait_for_job(
+                name,
+                self.namespace,
+                on_progress=on_status,
+                cancelled=ctx.cancelled.is_set,
+                stopping=ctx.stopping.is_set,
+                client=self.kube,
+                **self.follow_options,
             )
-        except Exception:
-            pass
+        except Unavailable as exc:
+            raise StageFailed(stage, grpc.StatusCode.UNAVAILABLE, exc.message) from exc
+        if status.state in ("cancelled", "stopped"):
+            raise JobCancelled()
+        return status
+
+    def _failed(self, stage: str, name: str, status: k8s_jobs.JobStatus, detail: str = "") -> StageFailed:
+        if status.state == "gone":
+            return StageFailed(
+                stage,
+                grpc.StatusCode.ABORTED,
+                f"{status.message} (deleted by hand, or its TTL passed while no orchestrator followed it)",
+            )
+        logs = ""
+        if status.reason != "Stuck":
+            try:
+                tails = k8s_jobs.job_logs(name, self.namespace, tail_lines=5, client=self.kube)
+                logs = " | ".join(
+                    f"{pod}: {text.strip().splitlines()[-1]}" for pod, text in tails.items() if text.strip()
+                )
+            except Exception:
+                pass
         reason = status.message or f"Kubernetes Job {name} failed"
-        return StageFailed(stage, grpc.StatusCode.ABORTED, f"{reason}{'; ' + logs if logs else ''}")
+        extra = "; ".join(part for part in (detail, logs) if part)
+        return StageFailed(stage, grpc.StatusCode.ABORTED, f"{reason}{'; ' + extra if extra else ''}")
 
     def train(self, ctx: Context, spec: jobs_pb2.SwapJobSpec, keys: JobKeys) -> dict[str, Any]:
         if spec.options.model_prefix:
             return super().train(ctx, spec, keys)
-        name = k8s_jobs.submit_job(train_manifest(ctx.job_id, spec, self.objects.bucket, self.k8s))
+        name = self._submit("train", train_manifest(ctx.job_id, spec, self.objects.bucket, self.k8s)).name
         total = int(spec.options.train.steps)
         meta_key = f"{keys.model}/checkpoint.json"
         seen = {"state": "", "poll": 0.0}
@@ -141,16 +189,11 @@ class KubernetesJobRunner(JobRunner):
         total = int(ctx.outputs["media_extract"]["frame_count"])
         model_prefix = ctx.outputs["train"].get("model_prefix") or keys.model
         alignments = ctx.outputs["detect_a"]["alignments"]
+        chunk = self.settings.convert_chunk_frames or self.k8s.frames_per_chunk
         manifest = convert_manifest(
-            ctx.job_id,
-            spec,
-            alignments,
-            model_prefix,
-            total,
-            self.k8s,
-            frames_per_chunk=self.settings.convert_chunk_frames or None,
+            ctx.job_id, spec, alignments, model_prefix, total, self.k8s, frames_per_chunk=chunk
         )
-        name = k8s_jobs.submit_job(manifest)
+        name = self._submit("convert", manifest).name
 
         seen = {"state": ""}
 
@@ -161,5 +204,18 @@ class KubernetesJobRunner(JobRunner):
 
         status = self._follow(ctx, "convert", name, on_status)
         if status.state != "succeeded":
-            raise self._failed("convert", name, status)
+            raise self._failed("convert", name, status, failed_frames(status.failed_indexes, chunk, total))
         return {"prefix": keys.converted, "frames": total, "kubernetes_job": name}
+
+
+def failed_frames(failed_indexes: str, chunk: int, total: int) -> str:
+    """'1,3-4' of an Indexed Job as the frame ranges those chunks cover, for the error message."""
+    ranges = []
+    for part in filter(None, (p.strip() for p in failed_indexes.split(","))):
+        first, _, last = part.partition("-")
+        try:
+            lo, hi = int(first), int(last or first)
+        except ValueError:
+            continue
+        ranges.append(f"{lo * chunk}-{min((hi + 1) * chunk, total) - 1}")
+    return f"frames {', '.join(ranges)} not converted" if ranges else ""

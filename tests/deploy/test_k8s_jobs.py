@@ -161,24 +161,38 @@ def test_worker_exits_2_on_bad_input(monkeypatch: pytest.MonkeyPatch, capsys: py
     assert main([*args, "--total-frames", "10", "--chunk-size", "5", "--index", "7"]) == 2
 
 
-def test_wait_for_job_follows_progress_to_the_end() -> None:
-    states = iter(
-        [
-            k8s_jobs.JobStatus("j", "queued", 4, 0, 0, 0),
-            k8s_jobs.JobStatus("j", "running", 4, 1, 0, 3, completed_indexes="0"),
-            k8s_jobs.JobStatus("j", "running", 4, 1, 0, 3, completed_indexes="0"),
-            k8s_jobs.JobStatus("j", "succeeded", 4, 4, 0, 0, completed_indexes="0-3"),
-        ]
+def test_job_states_and_retry_backoff() -> None:
+    """Following a real API is tests/deploy/test_k8s_contract.py; here the pure parts."""
+    from kubernetes import client as k8s
+
+    def job(**status: object) -> k8s.V1Job:
+        return k8s.V1Job(
+            metadata=k8s.V1ObjectMeta(name="j"),
+            spec=k8s.V1JobSpec(
+                template=k8s.V1PodTemplateSpec(), completions=4, suspend=status.pop("suspend", None)
+            ),
+            status=k8s.V1JobStatus(**status),
+        )
+
+    assert k8s_jobs.status_of(job(suspend=True)).state == "queued"
+    assert k8s_jobs.status_of(job()).state == "pending"
+    assert k8s_jobs.status_of(job(active=2, succeeded=1)).state == "running"
+    done = k8s_jobs.status_of(job(conditions=[k8s.V1JobCondition(type="Complete", status="True")]))
+    assert done.state == "succeeded"
+    failed = k8s_jobs.status_of(
+        job(
+            failed_indexes="2",
+            conditions=[k8s.V1JobCondition(type="Failed", status="True", reason="MaxFailedIndexesExceeded")],
+        )
     )
-    seen: list[str] = []
-    final = k8s_jobs.wait_for_job(
-        "j", "ns", on_progress=lambda s: seen.append(s.state), poll_seconds=0, status=lambda *_: next(states)
-    )
-    assert final.state == "succeeded" and final.succeeded == 4
-    assert seen == ["queued", "running", "succeeded"]  # unchanged polls are not reported twice
-    running = k8s_jobs.JobStatus("j", "running", 4, 0, 0, 4)
-    timed_out = k8s_jobs.wait_for_job("j", "ns", poll_seconds=0, timeout=0, status=lambda *_: running)
-    assert timed_out.state == "timeout"
+    assert (failed.state, failed.reason) == ("failed", "MaxFailedIndexesExceeded")
+    assert "failed indexes 2" in failed.message
+    policy = k8s_jobs.RetryPolicy(base_seconds=1, max_seconds=8)
+    assert all(0.5 <= policy.delay(0) <= 1 for _ in range(20))
+    assert policy.delay(10) <= 8 and policy.delay(0, retry_after=5) == 5
+    from services.orchestrator.k8s_runner import failed_frames
+
+    assert failed_frames("1,3-4", 100, 450) == "frames 100-199, 300-449 not converted"
 
 
 def test_orchestrator_job_manifests_parse_in_the_worker(chart_settings: k8s_jobs.JobSettings) -> None:
