@@ -576,8 +576,8 @@ def _checks(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def format_value(value: Any, unit: str) -> str:
-    """A figure as the CLI and the report show it, in its unit."""
+def format_value(value: Any, unit: str, signed: bool = True) -> str:
+    """A figure as the CLI and the report show it, in its unit (differences in L* and pp signed)."""
     if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return "n/a" if value is None else str(value)
     if not math.isfinite(value):
@@ -587,14 +587,14 @@ def format_value(value: Any, unit: str) -> str:
     if unit == "frames":
         return f"{value:g}"
     if unit in ("x", "%", "L*", "pp", "s"):
-        sign = "+" if unit in ("L*", "pp") and value > 0 else ""
+        sign = "+" if signed and unit in ("L*", "pp") and value > 0 else ""
         return f"{sign}{value:.3g}{'' if unit == 'x' else ' '}{unit}".replace(" %", "%")
     return f"{value:.3g}"
 
 
 def format_threshold(check: dict[str, Any]) -> str:
     op = {"abs<=": "|x| <=", "==": "="}.get(check["op"], check["op"])
-    return f"{op} {format_value(check['threshold'], check.get('unit', ''))}"
+    return f"{op} {format_value(check['threshold'], check.get('unit', ''), signed=False)}"
 
 
 # --- entry points -----------------------------------------------------------------------------------
