@@ -51,10 +51,18 @@ def load_tokens() -> dict[str, str]:
 
 
 class TokenAuthInterceptor(grpc.ServerInterceptor):
-    """Rejects calls without a known bearer token (health checks and reflection stay open)."""
+    """Rejects calls without a known bearer token (health checks and reflection stay open).
 
-    def __init__(self, tokens: dict[str, str]) -> None:
+    ``allowed`` (internal services): only these client ids may call; any other known client is
+    PERMISSION_DENIED. None = every known client (the job API).
+    """
+
+    def __init__(
+        self, tokens: dict[str, str], allowed: frozenset[str] | None = None, service: str = ""
+    ) -> None:
         self._tokens = tokens
+        self._allowed = allowed
+        self._service = service
 
     def _client_for(self, metadata: tuple[tuple[str, str], ...]) -> str | None:
         for key, value in metadata or ():
@@ -70,11 +78,17 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):
         if handler is None or details.method.startswith(HEALTH_PREFIXES):
             return handler
         client = self._client_for(details.invocation_metadata)
+        denied = ""
+        if client is not None and self._allowed is not None and client not in self._allowed:
+            denied = (
+                f"client {client[:64]!r} may not call the {self._service or 'internal'} service: only "
+                f"the orchestrator and workers may (FACESWAP_INTERNAL_CLIENTS)"
+            )
         for kind in ("unary_unary", "unary_stream", "stream_unary", "stream_stream"):
             behavior = getattr(handler, kind)
             if behavior is None:
                 continue
-            wrapped = _with_client(behavior, client, kind.endswith("_stream"))
+            wrapped = _with_client(behavior, client, kind.endswith("_stream"), denied)
             factory = getattr(grpc, f"{kind}_rpc_method_handler")
             return factory(
                 wrapped,
@@ -84,14 +98,18 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):
         return handler
 
 
-def _with_client(behavior: Callable[..., Any], client: str | None, streaming: bool) -> Callable[..., Any]:
+def _with_client(
+    behavior: Callable[..., Any], client: str | None, streaming: bool, denied: str = ""
+) -> Callable[..., Any]:
     def deny(context: grpc.ServicerContext) -> None:
+        if denied:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, denied)
         context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or unknown bearer token")
 
     if streaming:
 
         def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            if client is None:
+            if client is None or denied:
                 deny(context)
             token = _client.set(client or ANONYMOUS)
             try:
@@ -102,7 +120,7 @@ def _with_client(behavior: Callable[..., Any], client: str | None, streaming: bo
         return stream
 
     def unary(request: Any, context: grpc.ServicerContext) -> Any:
-        if client is None:
+        if client is None or denied:
             deny(context)
         token = _client.set(client or ANONYMOUS)
         try:
@@ -113,9 +131,25 @@ def _with_client(behavior: Callable[..., Any], client: str | None, streaming: bo
     return unary
 
 
-def auth_interceptors() -> list[grpc.ServerInterceptor]:
+def internal_clients(tokens: dict[str, str]) -> frozenset[str]:
+    """Who may call an internal (stage) service: FACESWAP_INTERNAL_CLIENTS plus the id of this
+    process's own FACESWAP_TOKEN (``faceswap serve`` gives every service the orchestrator's)."""
+    from services.common.config import env
+
+    allowed = {c.strip() for c in env("FACESWAP_INTERNAL_CLIENTS").split(",") if c.strip()}
+    own = tokens.get(os.environ.get("FACESWAP_TOKEN", ""))
+    if own:
+        allowed.add(own)
+    return frozenset(allowed)
+
+
+def auth_interceptors(public: bool = True, service: str = "") -> list[grpc.ServerInterceptor]:
+    """Token auth when tokens are configured; an internal service (public=False) admits only
+    ``internal_clients()``."""
     tokens = load_tokens()
-    return [TokenAuthInterceptor(tokens)] if tokens else []
+    if not tokens:
+        return []
+    return [TokenAuthInterceptor(tokens, None if public else internal_clients(tokens), service)]
 
 
 def call_metadata() -> list[tuple[str, str]]:

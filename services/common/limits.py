@@ -104,6 +104,21 @@ def check_train_steps(steps: int, field: str, limits: Limits | None = None) -> N
         )
 
 
+def check_stage_request(request: object, limits: Limits | None = None) -> None:
+    """The job API's limits on a stage service's own request (media, detector, trainer, converter),
+    so a caller that reaches a stage service directly gets no more than a job could ask for."""
+    name = type(request).__name__
+    if name == "StartTrainingRequest":
+        steps = int(request.options.steps)  # type: ignore[attr-defined]
+        if steps < 0:
+            raise InvalidArgument(f"{steps} is negative", field="options.steps")
+        check_train_steps(steps, "options.steps", limits)
+    options = getattr(request, "options", None)
+    photos = getattr(options, "reference_photos", None)
+    if name in ("ExtractFaceSetRequest", "DetectFacesRequest") and photos is not None:
+        check_count(len(photos), "options.reference_photos", limits)
+
+
 # ---- image headers ---------------------------------------------------------------------------------
 def image_size(header: bytes) -> tuple[int, int] | None:
     """(width, height) from the first bytes of a PNG, JPEG, WebP, BMP or GIF file; None if unknown."""

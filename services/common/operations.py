@@ -35,6 +35,7 @@ import grpc
 
 from services.common.auth import current_client
 from services.common.errors import NotFound, ResourceExhausted, ServiceError
+from services.common.limits import check_stage_request
 from services.common.pb.faceswap.v1 import common_pb2, common_pb2_grpc
 
 log = logging.getLogger("faceswap.operations")
@@ -317,6 +318,7 @@ class OperationServicer(common_pb2_grpc.OperationServiceServicer):
                 raise InvalidArgument(
                     f"request is not a valid message for {request.method}", field="request"
                 ) from None
+            check_stage_request(message)  # the limits the method's own call would enforce
             op = _Op(name=request.name, method=request.method, client=client, request_hash=digest)
             self._ops[request.name] = op
         metadata = tuple(context.invocation_metadata() or ())

@@ -25,6 +25,7 @@ from services.common.auth import auth_interceptors
 from services.common.auth import server_credentials as tls_server_credentials
 from services.common.config import env, load_settings
 from services.common.errors import ServiceError
+from services.common.limits import check_stage_request
 from services.common.logging import setup_logging
 from services.common.metrics import instrument, split_method, start_metrics_server
 from services.common.operations import SERVICE_NAME as OPERATIONS_SERVICE
@@ -52,6 +53,7 @@ def _map_errors(behavior: Callable[..., Any], method: str, streaming_response: b
 
         def stream_handler(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             try:
+                check_stage_request(request)
                 yield from behavior(request, context)
             except grpc.RpcError:
                 raise
@@ -64,6 +66,7 @@ def _map_errors(behavior: Callable[..., Any], method: str, streaming_response: b
 
     def unary_handler(request: Any, context: grpc.ServicerContext) -> Any:
         try:
+            check_stage_request(request)
             return behavior(request, context)
         except Exception as exc:
             if type(exc).__name__ == "_AbortError" or (
@@ -112,6 +115,9 @@ class ServiceSpec:
     service_names: list[str]
     interceptors: list[grpc.ServerInterceptor] = field(default_factory=list)
     on_stop: Callable[[], None] | None = None
+    # Public services (the job API) take any client's token; the others (media, detector, trainer,
+    # converter) only the orchestrator's and workers' when tokens are on (FACESWAP_INTERNAL_CLIENTS).
+    public: bool = False
 
 
 @dataclass
@@ -153,7 +159,7 @@ def start_server(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=spec.name),
         # Auth outermost, so an unauthenticated call is rejected before any work is done.
-        interceptors=[*auth_interceptors(), ServiceInterceptor(), *spec.interceptors],
+        interceptors=[*auth_interceptors(spec.public, spec.name), ServiceInterceptor(), *spec.interceptors],
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),

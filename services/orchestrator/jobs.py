@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import PurePosixPath
 
-from services.common.auth import ANONYMOUS
+from services.common.auth import ANONYMOUS, current_client
 from services.common.errors import InvalidArgument, NotFound, PermissionDenied
 from services.common.limits import check_count, check_image, check_train_steps, load_limits
 from services.common.pb.faceswap.v1 import common_pb2, jobs_pb2
@@ -179,7 +179,25 @@ def _key_field(key: str, field: str) -> str:
         raise InvalidArgument(exc.message, field=field) from None
 
 
-def check_ref_access(spec: jobs_pb2.SwapJobSpec, owns_job: Callable[[str], bool]) -> None:
+def upload_tag(client: str) -> str:
+    """The first 16 hex digits of an upload's key name its owner (the other 32 are random)."""
+    return hashlib.sha256(f"faceswap-upload:{client}".encode()).hexdigest()[:16]
+
+
+def owns_upload(key: str, client: str) -> bool:
+    """True for ``uploads/{tag(client)}{32 hex}{ext}``: an upload that client made."""
+    parts = key.split("/")
+    return (
+        len(parts) == 2
+        and parts[0] == "uploads"
+        and re.fullmatch(r"[0-9a-f]{48}(\.[a-z0-9]{1,8})?", parts[1]) is not None
+        and parts[1].startswith(upload_tag(client))
+    )
+
+
+def check_ref_access(
+    spec: jobs_pb2.SwapJobSpec, owns_job: Callable[[str], bool], client: str | None = None
+) -> None:
     """Every object a client names must be an upload or under one of its own jobs.
 
     Checked before anything is looked up in storage, so a client learns nothing about other keys:
@@ -200,7 +218,9 @@ def check_ref_access(spec: jobs_pb2.SwapJobSpec, owns_job: Callable[[str], bool]
         key = _key_field(key, field)
         parts = key.split("/")
         if parts[0] == "uploads" and len(parts) == 2:
-            continue
+            if owns_upload(key, client or current_client()):
+                continue
+            raise NotFound(f"{field}: no upload {key[:100]!r} of yours")  # another client's: not revealed
         own_job = parts[0] == "jobs" and len(parts) > 2 and re.fullmatch(r"[0-9a-f]{32}", parts[1])
         if own_job and owns_job(parts[1]):
             continue

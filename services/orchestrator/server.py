@@ -31,9 +31,11 @@ from services.orchestrator.jobs import (
     extension,
     job_to_proto,
     known_presets,
+    owns_upload,
     parse_job_name,
     scoped_request_id,
     spec_hash,
+    upload_tag,
     validate_spec,
 )
 from services.orchestrator.runner import make_runner
@@ -174,7 +176,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
             if size == 0:
                 raise InvalidArgument("the uploaded file is empty", field="chunk")
             # The key comes from a fresh id, never from the client's file name (only its extension).
-            key = f"uploads/{uuid.uuid4().hex}{ext}"
+            key = f"uploads/{upload_tag(current_client())}{uuid.uuid4().hex}{ext}"
             info = self.objects.put_file(key, tmp)
         finally:
             Path(tmp).unlink(missing_ok=True)
@@ -196,6 +198,8 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
             raise NotFound(f"object {key!r} not found")
         if key.startswith("jobs/"):
             self._job(key.split("/")[1])  # only the owner of the job may read its files
+        elif not owns_upload(key, current_client()):
+            raise NotFound(f"object {key[:200]!r} not found")  # another client's upload: not revealed
         with self.objects.open(key) as fh:
             for block in iter(lambda: fh.read(CHUNK), b""):
                 if not context.is_active():
@@ -235,6 +239,7 @@ def build_spec(
         register=register,
         service_names=[jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name],
         on_stop=on_stop,
+        public=True,
     )
     spec.servicer = servicer  # type: ignore[attr-defined]  # for in-process tests
     spec.scheduler = scheduler  # type: ignore[attr-defined]

@@ -19,11 +19,12 @@ class _WhoAmI(media_pb2_grpc.MediaServiceServicer):
         return media_pb2.ProbeResponse(info=media_pb2.VideoInfo(container=current_client()))
 
 
-def _spec() -> ServiceSpec:
+def _spec(public: bool = True) -> ServiceSpec:
     return ServiceSpec(
         name="auth-test",
         register=lambda s: media_pb2_grpc.add_MediaServiceServicer_to_server(_WhoAmI(), s),
         service_names=["faceswap.v1.MediaService"],
+        public=public,
     )
 
 
@@ -46,6 +47,25 @@ def test_bearer_tokens(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         # Health checks stay open for kubelet probes.
         health = health_pb2_grpc.HealthStub(channel)
         assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == 1
+    finally:
+        server.stop(grace=1)
+
+
+def test_internal_service_admits_only_internal_clients(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FACESWAP_TOKENS", "alice:tok-a,orchestrator:tok-o,svc:tok-s")
+    monkeypatch.setenv("FACESWAP_TOKEN", "tok-s")  # this process's own identity is admitted too
+    monkeypatch.setenv("FACESWAP_INTERNAL_CLIENTS", "orchestrator,worker")
+    server = start_server(_spec(public=False), port=0, metrics_port=0)
+    try:
+        stub = media_pb2_grpc.MediaServiceStub(grpc.insecure_channel(f"127.0.0.1:{server.port}"))
+        with pytest.raises(grpc.RpcError) as err:
+            stub.Probe(media_pb2.ProbeRequest(), metadata=[("authorization", "Bearer tok-a")], timeout=5)
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        for token, who in (("tok-o", "orchestrator"), ("tok-s", "svc")):
+            reply = stub.Probe(
+                media_pb2.ProbeRequest(), metadata=[("authorization", f"Bearer {token}")], timeout=5
+            )
+            assert reply.info.container == who
     finally:
         server.stop(grace=1)
 
