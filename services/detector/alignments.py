@@ -21,7 +21,10 @@ Schema (JSON, ``version`` 1)::
               "landmarks": [[x, y], ...],    # 68 points, frame pixels
               "matrix": [[a, b, tx], [c, d, ty]],   # frame -> aligned face (cv2.warpAffine)
               "identity_distance": 0.41,     # to the nearest reference embedding, -1 if none
-              "face_key": "faces/00000000_0.png"    # aligned crop, when saved
+              "face_key": "faces/00000000_0.png",   # aligned crop, when saved
+              "source": "detected",          # detected | tracked | interpolated (see below)
+              "rotation": 0,                 # degrees clockwise the frame was turned to find it
+              "detector": "hog"              # the detector that found it (hog | cnn)
             }
           ],
           "rejected": [          # faces found but not kept (same fields), each with its reason
@@ -32,6 +35,19 @@ Schema (JSON, ``version`` 1)::
     }
 
 Frames with no face or that could not be read stay in the file with their reason.
+
+``source``: ``detected`` (a detector found the face, on the whole frame or, with tracking, in the
+window around its last position); ``tracked`` (a video frame the detector missed: the 68 landmarks
+were fitted in the box carried from the neighbouring frame and verified against it by identity
+embedding and landmark agreement); ``interpolated`` (missed, and the fit did not verify: landmarks
+interpolated between the neighbouring frames' faces). Recovered faces have ``score`` 0.
+
+``rotation``: a face found only after turning the frame (90, 180 or 270 degrees clockwise) still has
+its box, landmarks and matrix in the frame's own, unrotated pixels (the matrix rotates it upright),
+so consumers need no change; the field says how it was found. The frame's pixels are those of the
+decoded image, EXIF orientation applied (as OpenCV decodes it for every consumer).
+
+``source``, ``rotation`` and ``detector`` were added in version 1 with defaults: older files load.
 """
 
 from __future__ import annotations
@@ -46,6 +62,7 @@ from services.common.errors import InvalidArgument
 
 VERSION = 1
 STATUSES = ("ok", "no_face", "filtered", "unreadable")
+SOURCES = ("detected", "tracked", "interpolated")
 
 
 @dataclass
@@ -57,6 +74,9 @@ class FaceRecord:
     identity_distance: float = -1.0
     face_key: str = ""
     reason: str = ""  # why a face in FrameRecord.rejected was not kept
+    source: str = "detected"  # detected | tracked | interpolated
+    rotation: int = 0  # degrees clockwise the frame was turned for the detector to find it
+    detector: str = ""  # hog | cnn ("" in files written before the field existed)
 
     @property
     def landmarks_array(self) -> np.ndarray:

@@ -9,6 +9,7 @@ from pathlib import Path
 from services.detector.alignments import FrameRecord
 from services.detector.detect import DETECTORS
 from services.detector.extract import DetectOptions, extract_from_path
+from services.detector.worker import FALLBACKS
 
 DEFAULT_DETECT_MAX_SIDE = 640
 
@@ -43,7 +44,31 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--detect-max-side",
         type=int,
         default=DEFAULT_DETECT_MAX_SIDE,
-        help=f"detect on a copy at most N px on the long side, 0 = full frame (default {DEFAULT_DETECT_MAX_SIDE})",
+        help="video fast path: detect on a copy N px on the long side where the faces seen so far are "
+        f"large enough there, 0 = always the full frame; photos: always full (default {DEFAULT_DETECT_MAX_SIDE})",
+    )
+    p.add_argument(
+        "--min-face",
+        type=int,
+        default=0,
+        metavar="PX",
+        help="smallest face to find (box width, frame px); sets the detection scale "
+        "(default 0: full resolution until faces are seen, then by the smallest seen)",
+    )
+    p.add_argument(
+        "--recover-frames",
+        type=int,
+        default=5,
+        metavar="N",
+        help="video: fill runs of up to N frames the detector missed between frames with a face, "
+        "by tracking (verified) or interpolation; 0 = off (default 5)",
+    )
+    p.add_argument(
+        "--fallback",
+        choices=FALLBACKS,
+        default="auto",
+        help="when nothing is found, retry on the frame turned 90/270/180 degrees and with the cnn "
+        "detector: auto = photos only, on = every frame, off (default auto)",
     )
     p.add_argument(
         "--track-interval", type=int, default=0, help="re-detect every N frames, track between (0 = off)"
@@ -71,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
         dedupe_distance=args.dedupe,
         track_interval=args.track_interval,
         jobs=args.jobs,
+        min_face=args.min_face,
+        recover_frames=args.recover_frames,
+        fallback=args.fallback,
     )
     bar = None
     if not args.no_progress and sys.stderr.isatty():
@@ -89,7 +117,9 @@ def run(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     print(
-        f"{summary.frames_total} frames, {summary.faces_total} faces, "
+        f"{summary.frames_total} frames, {summary.faces_total} faces "
+        f"({summary.faces_tracked} tracked, {summary.faces_interpolated} interpolated, "
+        f"{summary.faces_rotated} rotated), "
         f"{summary.frames_without_face} without a face ({summary.frames_filtered} filtered), "
         f"{summary.frames_unreadable} unreadable, {summary.frames_per_second:.2f} frames/s"
     )

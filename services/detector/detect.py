@@ -1,8 +1,12 @@
 """Face detection (dlib HOG or CNN/MMOD) and 68-point landmarks, plus landmark-based tracking.
 
-Detection may run on a downscaled copy of the frame (``max_side``) because detectors cost grows
-with pixel count while faces in video are large; boxes are scaled back and the landmarks are always
+Detection may run on a rescaled copy of the frame (``max_side`` or ``scale``) because detectors cost
+grows with pixel count while faces in video are large; which scale is safe follows from the size of
+the faces that must be found (``scale_for_face``). Boxes are scaled back and the landmarks are always
 predicted on the full-resolution frame, so the alignment keeps full precision.
+
+Rotated faces: ``rotate_image`` / ``unrotate_points`` turn a frame by 90/180/270 degrees for the
+detector and map what was found back into the frame's own pixels.
 """
 
 from __future__ import annotations
@@ -49,20 +53,53 @@ def downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     return small, factor
 
 
+# dlib's HOG window is 80 x 80 px: a face is found reliably once its box is about this wide in the
+# image the detector scans (after its own upsampling). The margin over 80 covers the pyramid's 5/6
+# steps and faces a little turned or blurred.
+HOG_SAFE_FACE_PX = 100.0
+MAX_UPSCALE = 2.0  # detection copies are never enlarged more than this
+
+
+def scale_for_face(face_px: float, upsample: int) -> float:
+    """The smallest detection scale (copy px per frame px) at which faces of ``face_px`` (box width in
+    frame pixels) are still found with ``upsample``; above 1 means the frame must be enlarged."""
+    if face_px <= 0:
+        return 1.0
+    return HOG_SAFE_FACE_PX / (face_px * 2 ** max(0, int(upsample)))
+
+
+def rescale(image: np.ndarray, scale: float) -> tuple[np.ndarray, float]:
+    """A copy scaled by ``scale`` (1 = unchanged) and the factor back to full size."""
+    if abs(scale - 1.0) < 1e-3:
+        return image, 1.0
+    h, w = image.shape[:2]
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    small = cv2.resize(image, size, interpolation=interp)
+    return small, w / size[0]
+
+
 def detect_faces(
     image_bgr: np.ndarray,
     detector: str = "hog",
     upsample: int = 1,
     max_side: int = 0,
     gray: np.ndarray | None = None,
+    scale: float | None = None,
 ) -> list[Detection]:
-    """Face boxes in full-frame coordinates, best score first."""
+    """Face boxes in full-frame coordinates, best score first.
+
+    ``scale`` (copy px per frame px, may exceed 1) takes precedence over ``max_side``.
+    """
     check_detector(detector)
     if detector == "hog":
         src = gray if gray is not None else to_gray(image_bgr)
     else:
         src = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB) if image_bgr.ndim == 3 else image_bgr
-    small, factor = downscale(src, max_side)
+    if scale is not None:
+        small, factor = rescale(src, min(scale, MAX_UPSCALE))
+    else:
+        small, factor = downscale(src, max_side)
     small = np.ascontiguousarray(small)
     model = get_model(detector)
     with model_lock(detector):
@@ -95,6 +132,42 @@ def predict_landmarks(gray: np.ndarray, box: tuple[int, int, int, int]) -> np.nd
     with model_lock("landmarks"):
         shape = model(gray, rect)
     return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
+
+
+# Rotations the detector may be given, as cv2.rotate codes: degrees clockwise.
+ROTATIONS = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+
+
+def rotate_image(image: np.ndarray, degrees: int) -> np.ndarray:
+    """The image turned clockwise by 0/90/180/270 degrees."""
+    return image if degrees % 360 == 0 else cv2.rotate(image, ROTATIONS[degrees % 360])
+
+
+def unrotate_points(points: np.ndarray, degrees: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Points found in ``rotate_image(image, degrees)`` mapped back into ``image`` (of ``shape``)."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    h, w = shape[:2]
+    x, y = pts[:, 0], pts[:, 1]
+    degrees %= 360
+    if degrees == 90:  # (x, y) -> (h - 1 - y, x)
+        out = np.stack([y, h - 1 - x], axis=1)
+    elif degrees == 180:
+        out = np.stack([w - 1 - x, h - 1 - y], axis=1)
+    elif degrees == 270:  # (x, y) -> (y, w - 1 - x)
+        out = np.stack([w - 1 - y, x], axis=1)
+    else:
+        out = pts.copy()
+    return out
+
+
+def unrotate_box(
+    box: tuple[int, int, int, int], degrees: int, shape: tuple[int, ...]
+) -> tuple[int, int, int, int]:
+    corners = np.array([[box[0], box[1]], [box[2], box[1]], [box[0], box[3]], [box[2], box[3]]], float)
+    back = unrotate_points(corners, degrees, shape)
+    x0, y0 = back.min(axis=0)
+    x1, y1 = back.max(axis=0)
+    return (round(x0), round(y0), round(x1), round(y1))
 
 
 def landmark_bounds(landmarks: np.ndarray) -> np.ndarray:
@@ -131,6 +204,23 @@ def box_iou(a: np.ndarray | tuple, b: np.ndarray | tuple) -> float:
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return float(inter / union) if union > 0 else 0.0
+
+
+def fit_in_carried_box(
+    gray: np.ndarray, landmarks: np.ndarray, relation: np.ndarray, iterations: int = 3
+) -> tuple[tuple[int, int, int, int], np.ndarray]:
+    """Landmarks fitted without a detector: the box carried from the last landmarks, refitted a few
+    times on the box of the new fit so that it follows a face that moved (recovery of missed frames;
+    the caller verifies the result)."""
+    box = box_from_landmarks(landmarks, relation)
+    fitted = predict_landmarks(gray, box)
+    for _ in range(iterations - 1):
+        new_box = box_from_landmarks(fitted, relation)
+        if box_iou(new_box, box) > 0.97:
+            break
+        box = new_box
+        fitted = predict_landmarks(gray, box)
+    return box, fitted
 
 
 @dataclass

@@ -7,7 +7,9 @@ processes, and writes ``{output_prefix}/faces/{frame:08d}_{n}.png`` plus
 
 Throughput choices (2-core CPU): one process per core, because dlib holds the GIL and its models are
 single-threaded; detection on a downscaled copy (``detect_max_side``) with landmarks on the full
-frame; optional tracking that re-detects only every ``track_interval``-th frame.
+frame, only where the faces seen so far are large enough at that scale; optional tracking that
+re-detects only every ``track_interval``-th frame. Video frames the detector misses between frames
+with a face are recovered by ``services/detector/recover.py``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 import cv2
@@ -36,12 +38,24 @@ from services.detector.alignments import Alignments, FrameRecord
 from services.detector.detect import check_detector
 from services.detector.identity import DEFAULT_THRESHOLD, reference_embedding
 from services.detector.images import decode_image
-from services.detector.worker import FrameOptions, FrameResult, FrameTask, Source, _init_worker, process_chunk
+from services.detector.recover import Recoverer
+from services.detector.worker import (
+    FALLBACKS,
+    FrameOptions,
+    FrameResult,
+    FrameTask,
+    Source,
+    _init_worker,
+    process_chunk,
+    smallest_face,
+)
 
 log = logging.getLogger("faceswap.detector")
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-PHOTO_MAX_SIDE = 1600  # photos are detected on a copy no larger than this (landmarks stay full-size)
+# Auto scale in video: the first chunks (nothing seen yet) and then one chunk in every this many
+# frames start with a full-resolution detection, so a smaller face that enters later is found too.
+FULL_SCALE_EVERY = 90
 ALIGNMENTS_NAME = "alignments.json"
 FACES_DIR = "faces"
 
@@ -57,13 +71,18 @@ class DetectOptions:
     # Object keys (extract_face_set, gRPC) or local file paths (detect_images, CLI) of reference photos.
     reference_photos: list[str] = field(default_factory=list)
     identity_threshold: float = DEFAULT_THRESHOLD
-    detect_max_side: int = 0  # 0 = detect on the full frame
+    # Video fast path: detect on a copy this long when the faces to find are large enough there
+    # (0 = always the full frame). Photos are detected at full resolution whatever this says.
+    detect_max_side: int = 0
     save_faces: bool = True
     faces_prefix: str = ""
     min_sharpness: float = 0.0  # Laplacian variance; 0 keeps blurry faces
     dedupe_distance: int = 0  # perceptual-hash Hamming distance; 0 keeps near-duplicates
     track_interval: int = 0  # 0/1 = detect every frame
     jobs: int = 0  # worker processes; 0 = one per available core
+    min_face: int = 0  # smallest face (box width, frame px) to find; 0 = auto (faces seen so far)
+    recover_frames: int = 5  # longest run of missed video frames filled from neighbours; 0 = off
+    fallback: str = "auto"  # rotated / CNN retries: auto (photos), on (every frame), off
     # Precomputed 128-D reference embeddings (filled from reference_photos when empty).
     reference_embeddings: list[np.ndarray] = field(default_factory=list, repr=False)
 
@@ -76,12 +95,23 @@ class DetectOptions:
             raise InvalidArgument(
                 f"identity_threshold must be > 0, got {self.identity_threshold}", field="identity_threshold"
             )
-        for name in ("detect_max_side", "dedupe_distance", "track_interval", "jobs"):
+        for name in (
+            "detect_max_side",
+            "dedupe_distance",
+            "track_interval",
+            "jobs",
+            "min_face",
+            "recover_frames",
+        ):
             if getattr(self, name) < 0:
                 raise InvalidArgument(f"{name} must be >= 0, got {getattr(self, name)}", field=name)
         if 0 < self.detect_max_side < 64:
             raise InvalidArgument(
                 f"detect_max_side must be 0 or >= 64, got {self.detect_max_side}", field="detect_max_side"
+            )
+        if self.fallback not in FALLBACKS:
+            raise InvalidArgument(
+                f"fallback must be one of {', '.join(FALLBACKS)}, got {self.fallback!r}", field="fallback"
             )
         if self.min_sharpness < 0:
             raise InvalidArgument(
@@ -89,7 +119,10 @@ class DetectOptions:
             )
         return self
 
-    def frame_options(self, max_side: int | None = None, want_crops: bool = True) -> FrameOptions:
+    def frame_options(
+        self, max_side: int | None = None, want_crops: bool = True, sequence: bool = True
+    ) -> FrameOptions:
+        """Worker options; ``sequence``: frames of one video (False: unrelated photos)."""
         return FrameOptions(
             detector=self.detector,
             upsample=self.upsample,
@@ -101,6 +134,10 @@ class DetectOptions:
             references=list(self.reference_embeddings),
             min_sharpness=self.min_sharpness,
             want_crops=want_crops,
+            min_face=self.min_face,
+            fallback=self.fallback,
+            sequence=sequence,
+            recover_frames=self.recover_frames if sequence else 0,
         )
 
 
@@ -112,6 +149,9 @@ class ExtractSummary:
     frames_unreadable: int = 0
     frames_filtered: int = 0
     faces_rejected: int = 0
+    faces_tracked: int = 0  # recovered in frames the detector missed (see recover.py)
+    faces_interpolated: int = 0
+    faces_rotated: int = 0  # found on the frame turned by 90/180/270 degrees
     alignments_key: str = ""
     seconds: float = 0.0
 
@@ -187,38 +227,73 @@ def run_frames(tasks: Iterable[FrameTask], opts: FrameOptions, jobs: int = 0) ->
     """Results in frame order. Chunks of consecutive frames go to the pool with a bounded number
     in flight, so a long video never sits in memory; one job runs in this process. If the pool
     breaks (a worker killed, e.g. by the OOM killer), the remaining chunks run in this process.
+
+    Video frames (``opts.sequence``): each chunk is told the smallest face seen in the results so
+    far (its detection scale follows from it), and missed frames between frames with a face are
+    recovered (``opts.recover_frames``).
     """
+    if not (opts.sequence and opts.recover_frames > 0):
+        yield from _run_frames(tasks, opts, jobs)
+        return
+    sources: dict[int, Source] = {}
+
+    def remember(items: Iterable[FrameTask]) -> Iterator[FrameTask]:
+        for task in items:
+            sources[task.index] = task.source
+            yield task
+
+    yield from Recoverer(opts, sources)(_run_frames(remember(tasks), opts, jobs))
+
+
+def _chunk_options(opts: FrameOptions, chunk: list[FrameTask], seen: float) -> FrameOptions:
+    if not opts.sequence or opts.min_face > 0:
+        return opts
+    if chunk and chunk[0].index % FULL_SCALE_EVERY < len(chunk):
+        seen = 0.0  # a periodic full-resolution look
+    return opts if seen == opts.seen_face_px else replace(opts, seen_face_px=seen)
+
+
+def _run_frames(tasks: Iterable[FrameTask], opts: FrameOptions, jobs: int = 0) -> Iterator[FrameResult]:
     jobs = resolve_jobs(jobs)
     chunk_size = opts.track_interval if opts.track_interval > 1 else 4
+    seen = 0.0  # smallest face width in the results so far
+
+    def note(results: list[FrameResult]) -> list[FrameResult]:
+        nonlocal seen
+        for result in results:
+            seen = smallest_face(result.record, seen)
+        return results
+
     if jobs == 1:
         for chunk in _chunks(tasks, chunk_size):
-            yield from process_chunk(chunk, opts)
+            yield from note(process_chunk(chunk, _chunk_options(opts, chunk, seen)))
         return
     pool: ProcessPoolExecutor | None = get_pool(jobs)
-    pending: deque[tuple[list[FrameTask], Future | None]] = deque()
+    pending: deque[tuple[list[FrameTask], FrameOptions, Future | None]] = deque()
 
     def collect() -> list[FrameResult]:
         nonlocal pool
-        chunk, future = pending.popleft()
+        chunk, chunk_opts, future = pending.popleft()
         if future is not None:
             try:
-                return future.result()
+                return note(future.result())
             except (BrokenProcessPool, CancelledError):
                 if pool is not None:
                     log.warning("detector worker pool broke; continuing in this process")
                     _drop_pool(pool)
                     pool = None
-        return process_chunk(chunk, opts)
+        return note(process_chunk(chunk, chunk_opts))
 
     for chunk in _chunks(tasks, chunk_size):
         future = None
+        chunk_opts = _chunk_options(opts, chunk, seen)
         if pool is not None:
             try:
-                future = pool.submit(process_chunk, chunk, opts)
+                future = pool.submit(process_chunk, chunk, chunk_opts)
             except (BrokenProcessPool, RuntimeError):  # broken, or shut down at exit
                 _drop_pool(pool)
                 pool = None
-        pending.append((chunk, future))
+        pending.append((chunk, chunk_opts, future))
         while len(pending) >= 2 * jobs:
             yield from collect()
     while pending:
@@ -378,17 +453,18 @@ def run_extraction(
     options: DetectOptions,
     out_store: ObjectStore,
     output_prefix: str,
-    max_side: int | None = None,
+    sequence: bool = True,
     on_progress: Callable[[int, FrameRecord], None] | None = None,
 ) -> ExtractSummary:
-    """Runs the pipeline over tasks and writes faces + alignments.json under output_prefix."""
+    """Runs the pipeline over tasks and writes faces + alignments.json under output_prefix;
+    ``sequence``: the tasks are frames of one video (False: photos)."""
     output_prefix = validate_prefix(output_prefix)
     summary = ExtractSummary()
     alignments = Alignments(size=options.size, coverage=options.coverage, detector=options.detector)
     deduper = Deduper(options.dedupe_distance) if options.dedupe_distance > 0 else None
     start = time.perf_counter()
     written: set[str] = set()
-    for result in run_frames(tasks, options.frame_options(max_side), options.jobs):
+    for result in run_frames(tasks, options.frame_options(sequence=sequence), options.jobs):
         apply_dedupe(result, deduper)
         record = result.record
         for n, (face, crop) in enumerate(zip(record.faces, result.crops, strict=True)):
@@ -403,6 +479,9 @@ def run_extraction(
         summary.frames_without_face += record.status in ("no_face", "filtered")
         summary.frames_filtered += record.status == "filtered"
         summary.frames_unreadable += record.status == "unreadable"
+        summary.faces_tracked += sum(f.source == "tracked" for f in record.faces)
+        summary.faces_interpolated += sum(f.source == "interpolated" for f in record.faces)
+        summary.faces_rotated += sum(f.rotation != 0 for f in record.faces)
         if on_progress:
             on_progress(summary.frames_total, record)
     summary.seconds = time.perf_counter() - start
@@ -415,8 +494,11 @@ def run_extraction(
         if key not in written:
             out_store.delete(key)
     log.info(
-        "extracted %d faces from %d frames in %.1fs (%.2f frames/s)",
+        "extracted %d faces (%d tracked, %d interpolated, %d rotated) from %d frames in %.1fs (%.2f frames/s)",
         summary.faces_total,
+        summary.faces_tracked,
+        summary.faces_interpolated,
+        summary.faces_rotated,
         summary.frames_total,
         summary.seconds,
         summary.frames_per_second,
@@ -447,15 +529,8 @@ def extract_face_set(
             field="source_prefix",
         )
     load_reference_embeddings(options, lambda key: store.get_bytes(key, verify=False))
-    max_side = _photo_max_side(options, [k for _, k in items])
-    return run_extraction(store_tasks(store, items), options, store, output_prefix, max_side, on_progress)
-
-
-def _photo_max_side(options: DetectOptions, names: Sequence[str]) -> int:
-    # Photos can be 4000 px wide: always detect on a reduced copy for them (landmarks stay full-size).
-    if looks_like_photos(names):
-        return min(options.detect_max_side or PHOTO_MAX_SIDE, PHOTO_MAX_SIDE)
-    return options.detect_max_side
+    sequence = not looks_like_photos([k for _, k in items])
+    return run_extraction(store_tasks(store, items), options, store, output_prefix, sequence, on_progress)
 
 
 def extract_from_path(
@@ -475,16 +550,14 @@ def extract_from_path(
         if not items:
             raise InvalidArgument(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {input_path}", field="input")
         tasks = (FrameTask(i, p.name, str(p)) for i, p in items)
-        max_side = _photo_max_side(options, [p.name for _, p in items])
-        return run_extraction(tasks, options, out_store, "", max_side, on_progress)
+        sequence = not looks_like_photos([p.name for _, p in items])
+        return run_extraction(tasks, options, out_store, "", sequence, on_progress)
     if input_path.is_file() and _is_image_name(input_path.name):  # a single photo
         tasks = iter([FrameTask(0, input_path.name, str(input_path))])
-        return run_extraction(
-            tasks, options, out_store, "", _photo_max_side(options, [input_path.name]), on_progress
-        )
+        return run_extraction(tasks, options, out_store, "", False, on_progress)
     if input_path.is_file():
         tasks = (FrameTask(i, f"{i:08d}", frame) for i, frame in read_video_frames(input_path))
-        return run_extraction(tasks, options, out_store, "", None, on_progress)
+        return run_extraction(tasks, options, out_store, "", True, on_progress)
     raise InvalidArgument(f"input {input_path} does not exist", field="input")
 
 
@@ -515,11 +588,13 @@ def read_video_frames(path: Path) -> Iterator[tuple[int, np.ndarray]]:
 
 
 def detect_images(
-    images: Sequence[np.ndarray | None], options: DetectOptions | None = None
+    images: Sequence[np.ndarray | None], options: DetectOptions | None = None, sequence: bool = False
 ) -> list[FrameRecord]:
     """In-process detection on decoded BGR images; frame index = position, no crops written.
 
-    options.reference_photos are local file paths here (or pass reference_embeddings).
+    ``sequence``: the images are consecutive frames of one video (scale from the faces seen,
+    temporal recovery); by default they are photos. options.reference_photos are local file paths
+    here (or pass reference_embeddings).
     """
     options = (options or DetectOptions()).validate()
     if not images:
@@ -527,7 +602,7 @@ def detect_images(
     load_reference_embeddings(options, lambda p: Path(p).read_bytes())
     tasks = [FrameTask(i, "", img) for i, img in enumerate(images)]
     jobs = 1 if len(images) <= 2 else options.jobs
-    results = run_frames(tasks, options.frame_options(want_crops=False), jobs)
+    results = run_frames(tasks, options.frame_options(want_crops=False, sequence=sequence), jobs)
     return [r.record for r in results]
 
 
@@ -552,7 +627,7 @@ def detect_stored_frames(
     faces_prefix = validate_prefix(options.faces_prefix) if options.faces_prefix else ""
     load_reference_embeddings(options, lambda key: store.get_bytes(key, verify=False))
     save = options.save_faces and bool(faces_prefix)
-    opts = options.frame_options(want_crops=save)
+    opts = options.frame_options(want_crops=save, sequence=not looks_like_photos([k for _, k in frames]))
     for result in run_frames(store_tasks(store, list(frames)), opts, options.jobs):
         record = result.record
         if save:

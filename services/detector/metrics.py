@@ -17,3 +17,8 @@ DETECT_LATENCY = Histogram(
     ["detector"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+FACES_RECOVERED = Counter(
+    "faceswap_detector_faces_recovered_total",
+    "Faces of video frames the detector missed, filled from the neighbouring frames",
+    ["source"],
+)

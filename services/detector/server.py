@@ -29,7 +29,8 @@ _STATUS_CODES = {
 
 
 def options_from_proto(msg: detector_pb2.DetectOptions) -> DetectOptions:
-    """Proto -> dataclass; zero values mean the documented defaults."""
+    """Proto -> dataclass; zero values mean the documented defaults (temporal recovery of missed
+    video frames and the rotated / CNN retries for photos are on by default)."""
     defaults = DetectOptions()
     return DetectOptions(
         detector=msg.detector or defaults.detector,
@@ -45,6 +46,9 @@ def options_from_proto(msg: detector_pb2.DetectOptions) -> DetectOptions:
         dedupe_distance=msg.dedupe_distance,
         track_interval=msg.track_interval,
         jobs=msg.jobs,
+        min_face=msg.min_face,
+        recover_frames=0 if msg.recover_frames < 0 else (msg.recover_frames or defaults.recover_frames),
+        fallback=msg.fallback or defaults.fallback,
     )
 
 
@@ -61,6 +65,9 @@ def _face_to_proto(face: FaceRecord, store: ObjectStore, written: dict[str, Obje
         matrix=[v for row in face.matrix for v in row],
         identity_distance=face.identity_distance,
         reason=face.reason,
+        source=face.source,
+        rotation=face.rotation,
+        detector=face.detector,
     )
     if face.face_key:
         msg.aligned.CopyFrom(_ref(store, written.get(face.face_key) or store.stat(face.face_key)))
@@ -150,6 +157,9 @@ class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
             frames_filtered=summary.frames_filtered,
             faces_rejected=summary.faces_rejected,
             seconds=summary.seconds,
+            faces_tracked=summary.faces_tracked,
+            faces_interpolated=summary.faces_interpolated,
+            faces_rotated=summary.faces_rotated,
         )
 
 

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class DetectOptions(_message.Message):
-    __slots__ = ("detector", "upsample", "size", "coverage", "reference_photos", "identity_threshold", "detect_max_side", "save_faces", "faces_prefix", "min_sharpness", "dedupe_distance", "track_interval", "jobs")
+    __slots__ = ("detector", "upsample", "size", "coverage", "reference_photos", "identity_threshold", "detect_max_side", "save_faces", "faces_prefix", "min_sharpness", "dedupe_distance", "track_interval", "jobs", "min_face", "recover_frames", "fallback")
     DETECTOR_FIELD_NUMBER: _ClassVar[int]
     UPSAMPLE_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -22,6 +22,9 @@ class DetectOptions(_message.Message):
     DEDUPE_DISTANCE_FIELD_NUMBER: _ClassVar[int]
     TRACK_INTERVAL_FIELD_NUMBER: _ClassVar[int]
     JOBS_FIELD_NUMBER: _ClassVar[int]
+    MIN_FACE_FIELD_NUMBER: _ClassVar[int]
+    RECOVER_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_FIELD_NUMBER: _ClassVar[int]
     detector: str
     upsample: int
     size: int
@@ -35,7 +38,10 @@ class DetectOptions(_message.Message):
     dedupe_distance: int
     track_interval: int
     jobs: int
-    def __init__(self, detector: _Optional[str] = ..., upsample: _Optional[int] = ..., size: _Optional[int] = ..., coverage: _Optional[float] = ..., reference_photos: _Optional[_Iterable[_Union[_common_pb2.ObjectRef, _Mapping]]] = ..., identity_threshold: _Optional[float] = ..., detect_max_side: _Optional[int] = ..., save_faces: _Optional[bool] = ..., faces_prefix: _Optional[str] = ..., min_sharpness: _Optional[float] = ..., dedupe_distance: _Optional[int] = ..., track_interval: _Optional[int] = ..., jobs: _Optional[int] = ...) -> None: ...
+    min_face: int
+    recover_frames: int
+    fallback: str
+    def __init__(self, detector: _Optional[str] = ..., upsample: _Optional[int] = ..., size: _Optional[int] = ..., coverage: _Optional[float] = ..., reference_photos: _Optional[_Iterable[_Union[_common_pb2.ObjectRef, _Mapping]]] = ..., identity_threshold: _Optional[float] = ..., detect_max_side: _Optional[int] = ..., save_faces: _Optional[bool] = ..., faces_prefix: _Optional[str] = ..., min_sharpness: _Optional[float] = ..., dedupe_distance: _Optional[int] = ..., track_interval: _Optional[int] = ..., jobs: _Optional[int] = ..., min_face: _Optional[int] = ..., recover_frames: _Optional[int] = ..., fallback: _Optional[str] = ...) -> None: ...
 
 class Point(_message.Message):
     __slots__ = ("x", "y")
@@ -58,7 +64,7 @@ class Box(_message.Message):
     def __init__(self, left: _Optional[int] = ..., top: _Optional[int] = ..., right: _Optional[int] = ..., bottom: _Optional[int] = ...) -> None: ...
 
 class Face(_message.Message):
-    __slots__ = ("box", "score", "landmarks", "matrix", "identity_distance", "aligned", "reason")
+    __slots__ = ("box", "score", "landmarks", "matrix", "identity_distance", "aligned", "reason", "source", "rotation", "detector")
     BOX_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     LANDMARKS_FIELD_NUMBER: _ClassVar[int]
@@ -66,6 +72,9 @@ class Face(_message.Message):
     IDENTITY_DISTANCE_FIELD_NUMBER: _ClassVar[int]
     ALIGNED_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    ROTATION_FIELD_NUMBER: _ClassVar[int]
+    DETECTOR_FIELD_NUMBER: _ClassVar[int]
     box: Box
     score: float
     landmarks: _containers.RepeatedCompositeFieldContainer[Point]
@@ -73,7 +82,10 @@ class Face(_message.Message):
     identity_distance: float
     aligned: _common_pb2.ObjectRef
     reason: str
-    def __init__(self, box: _Optional[_Union[Box, _Mapping]] = ..., score: _Optional[float] = ..., landmarks: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., matrix: _Optional[_Iterable[float]] = ..., identity_distance: _Optional[float] = ..., aligned: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+    source: str
+    rotation: int
+    detector: str
+    def __init__(self, box: _Optional[_Union[Box, _Mapping]] = ..., score: _Optional[float] = ..., landmarks: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., matrix: _Optional[_Iterable[float]] = ..., identity_distance: _Optional[float] = ..., aligned: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., reason: _Optional[str] = ..., source: _Optional[str] = ..., rotation: _Optional[int] = ..., detector: _Optional[str] = ...) -> None: ...
 
 class FrameFaces(_message.Message):
     __slots__ = ("frame_index", "key", "faces", "error", "width", "height", "status", "rejected")
@@ -144,7 +156,7 @@ class ExtractFaceSetRequest(_message.Message):
     def __init__(self, source_prefix: _Optional[str] = ..., output_prefix: _Optional[str] = ..., options: _Optional[_Union[DetectOptions, _Mapping]] = ..., range: _Optional[_Union[_common_pb2.FrameRange, _Mapping]] = ...) -> None: ...
 
 class ExtractFaceSetResponse(_message.Message):
-    __slots__ = ("frames_total", "faces_total", "frames_without_face", "frames_unreadable", "alignments", "frames_filtered", "faces_rejected", "seconds")
+    __slots__ = ("frames_total", "faces_total", "frames_without_face", "frames_unreadable", "alignments", "frames_filtered", "faces_rejected", "seconds", "faces_tracked", "faces_interpolated", "faces_rotated")
     FRAMES_TOTAL_FIELD_NUMBER: _ClassVar[int]
     FACES_TOTAL_FIELD_NUMBER: _ClassVar[int]
     FRAMES_WITHOUT_FACE_FIELD_NUMBER: _ClassVar[int]
@@ -153,6 +165,9 @@ class ExtractFaceSetResponse(_message.Message):
     FRAMES_FILTERED_FIELD_NUMBER: _ClassVar[int]
     FACES_REJECTED_FIELD_NUMBER: _ClassVar[int]
     SECONDS_FIELD_NUMBER: _ClassVar[int]
+    FACES_TRACKED_FIELD_NUMBER: _ClassVar[int]
+    FACES_INTERPOLATED_FIELD_NUMBER: _ClassVar[int]
+    FACES_ROTATED_FIELD_NUMBER: _ClassVar[int]
     frames_total: int
     faces_total: int
     frames_without_face: int
@@ -161,4 +176,7 @@ class ExtractFaceSetResponse(_message.Message):
     frames_filtered: int
     faces_rejected: int
     seconds: float
-    def __init__(self, frames_total: _Optional[int] = ..., faces_total: _Optional[int] = ..., frames_without_face: _Optional[int] = ..., frames_unreadable: _Optional[int] = ..., alignments: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., frames_filtered: _Optional[int] = ..., faces_rejected: _Optional[int] = ..., seconds: _Optional[float] = ...) -> None: ...
+    faces_tracked: int
+    faces_interpolated: int
+    faces_rotated: int
+    def __init__(self, frames_total: _Optional[int] = ..., faces_total: _Optional[int] = ..., frames_without_face: _Optional[int] = ..., frames_unreadable: _Optional[int] = ..., alignments: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., frames_filtered: _Optional[int] = ..., faces_rejected: _Optional[int] = ..., seconds: _Optional[float] = ..., faces_tracked: _Optional[int] = ..., faces_interpolated: _Optional[int] = ..., faces_rotated: _Optional[int] = ...) -> None: ...
