@@ -49,10 +49,10 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
         "servers close connections older than this (grpc.max_connection_age_ms) so clients see new pods (0 = never)",
     ),
     "FACESWAP_MAX_STREAMS": (
-        "128",
+        "256",
         "open server streams (watch, download) per server; beyond: RESOURCE_EXHAUSTED",
     ),
-    "FACESWAP_MAX_STREAMS_PER_CLIENT": ("32", "open server streams per client identity and server"),
+    "FACESWAP_MAX_STREAMS_PER_CLIENT": ("128", "open server streams per client identity and server"),
     "FACESWAP_STAGE_DEADLINE_S": ("0", "longest a whole job stage may run, seconds (0 = no limit)"),
     "FACESWAP_INTERNAL_CLIENTS": (
         "orchestrator,worker",

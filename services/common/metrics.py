@@ -28,8 +28,15 @@ STAGE_SECONDS = Histogram(
 )
 
 
-def start_metrics_server(port: int, addr: str = "0.0.0.0") -> int:
-    """Serves /metrics; port 0 picks a free one. Returns the bound port."""
+def start_metrics_server(port: int, addr: str | None = None) -> int:
+    """Serves /metrics; port 0 picks a free one; addr defaults to FACESWAP_BIND_HOST (loopback).
+    Returns the bound port."""
+    if addr is None:
+        from services.common.config import env
+
+        addr = env("FACESWAP_BIND_HOST") or "127.0.0.1"
+    if addr.startswith("[") and addr.endswith("]"):
+        addr = addr[1:-1]  # '[::]' -> '::' (IPv6 and, dual stack, IPv4)
     server, _thread = start_http_server(port, addr=addr)
     return int(server.server_port)
 
