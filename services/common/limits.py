@@ -5,12 +5,14 @@ docs/reliability.md). Over a limit is RESOURCE_EXHAUSTED (the input is too large
 INVALID_ARGUMENT (a request field asks for too much), and the message names the variable, so a
 caller knows which knob an operator would turn.
 
-Images are measured from their header only (PNG, JPEG, WebP, BMP, GIF): a 20000x20000 photo is refused
-before anything decodes 1.2 GB of pixels.
+Images are measured by parsing their structure, never decoding pixels (PNG, JPEG with its frame header
+anywhere behind other segments, WebP, BMP, GIF, TIFF): a 20000x20000 photo is refused before anything
+decodes 1.2 GB of pixels.
 """
 
 from __future__ import annotations
 
+import io
 import struct
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -27,8 +29,8 @@ LIMIT_ENV_DOCS: dict[str, tuple[str, str]] = {
     "FACESWAP_MAX_TRAIN_STEPS": ("1000000", "most training steps one job may ask for"),
 }
 
-# Enough of a file to find an image's size: JPEG puts its frame header after EXIF/ICC segments.
-IMAGE_HEADER_BYTES = 1024 * 1024
+# What is read of a stream that cannot seek to find an image's size (a seekable one is walked).
+IMAGE_PARSE_BYTES = 64 * 1024 * 1024
 
 
 def limit_env(name: str) -> str:
@@ -120,22 +122,36 @@ def check_stage_request(request: object, limits: Limits | None = None) -> None:
 
 
 # ---- image headers ---------------------------------------------------------------------------------
-def image_size(header: bytes) -> tuple[int, int] | None:
-    """(width, height) from the first bytes of a PNG, JPEG, WebP, BMP or GIF file; None if unknown."""
-    if header.startswith(b"\x89PNG\r\n\x1a\n") and len(header) >= 24 and header[12:16] == b"IHDR":
-        w, h = struct.unpack(">II", header[16:24])
-        return int(w), int(h)
-    if header[:6] in (b"GIF87a", b"GIF89a") and len(header) >= 10:
-        w, h = struct.unpack("<HH", header[6:10])
-        return int(w), int(h)
-    if header[:2] == b"BM" and len(header) >= 26:
-        w, h = struct.unpack("<ii", header[18:26])
-        return abs(int(w)), abs(int(h))
-    if header[:4] == b"RIFF" and header[8:12] == b"WEBP" and len(header) >= 30:
-        return _webp_size(header)
-    if header[:2] == b"\xff\xd8":
-        return _jpeg_size(header)
+def image_size(data: bytes | BinaryIO) -> tuple[int, int] | None:
+    """(width, height) of a PNG, JPEG, WebP, BMP, GIF or TIFF image, parsed from its structure (a
+    JPEG's frame header is found however far behind other segments it sits, a TIFF's first IFD
+    wherever it points); None if it is none of those. Never decodes pixels."""
+    stream = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    try:
+        head = _read_at(stream, 0, 32)
+        if head.startswith(b"\x89PNG\r\n\x1a\n") and len(head) >= 24 and head[12:16] == b"IHDR":
+            w, h = struct.unpack(">II", head[16:24])
+            return int(w), int(h)
+        if head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 10:
+            w, h = struct.unpack("<HH", head[6:10])
+            return int(w), int(h)
+        if head[:2] == b"BM" and len(head) >= 26:
+            w, h = struct.unpack("<ii", head[18:26])
+            return abs(int(w)), abs(int(h))
+        if head[:4] == b"RIFF" and head[8:12] == b"WEBP" and len(head) >= 30:
+            return _webp_size(head)
+        if head[:2] == b"\xff\xd8":
+            return _jpeg_size(stream)
+        if head[:4] in (b"II*\x00", b"MM\x00*"):
+            return _tiff_size(stream, "<" if head[:2] == b"II" else ">")
+    except (struct.error, OSError, ValueError, IndexError):
+        return None
     return None
+
+
+def _read_at(stream: BinaryIO, offset: int, size: int) -> bytes:
+    stream.seek(offset)
+    return stream.read(size)
 
 
 def _webp_size(h: bytes) -> tuple[int, int] | None:
@@ -154,25 +170,52 @@ def _webp_size(h: bytes) -> tuple[int, int] | None:
 
 
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+MAX_JPEG_SEGMENTS = 100_000  # a bound on the walk; each step skips a whole segment by its length
 
 
-def _jpeg_size(h: bytes) -> tuple[int, int] | None:
-    i = 2
-    while i + 9 < len(h):
-        if h[i] != 0xFF:
+def _jpeg_size(stream: BinaryIO) -> tuple[int, int] | None:
+    """Walks the segments (seeking over each by its length) to the first frame header."""
+    pos = 2
+    for _ in range(MAX_JPEG_SEGMENTS):
+        marker = _read_at(stream, pos, 2)
+        if len(marker) < 2 or marker[0] != 0xFF:
             return None
-        marker = h[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
+        kind = marker[1]
+        if kind == 0xFF:  # fill byte
+            pos += 1
             continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
-            i += 2
+        if kind in (0xD8, 0x01) or 0xD0 <= kind <= 0xD7:  # markers without a length
+            pos += 2
             continue
-        length = struct.unpack(">H", h[i + 2 : i + 4])[0]
-        if marker in _SOF:
-            hh, w = struct.unpack(">HH", h[i + 5 : i + 9])
+        if kind in (0xD9, 0xDA):  # end of image / start of scan before any frame header
+            return None
+        seg = _read_at(stream, pos + 2, 7)
+        if len(seg) < 2:
+            return None
+        length = struct.unpack(">H", seg[:2])[0]
+        if kind in _SOF:
+            if len(seg) < 7:
+                return None
+            hh, w = struct.unpack(">HH", seg[3:7])
             return int(w), int(hh)
-        i += 2 + length
+        if length < 2:
+            return None
+        pos += 2 + length
+    return None
+
+
+def _tiff_size(stream: BinaryIO, order: str) -> tuple[int, int] | None:
+    (ifd,) = struct.unpack(order + "I", _read_at(stream, 4, 4))
+    (count,) = struct.unpack(order + "H", _read_at(stream, ifd, 2))
+    entries = _read_at(stream, ifd + 2, 12 * min(count, 4096))
+    size: dict[int, int] = {}
+    for i in range(len(entries) // 12):
+        tag, kind, _n = struct.unpack(order + "HHI", entries[i * 12 : i * 12 + 8])
+        if tag in (256, 257):  # ImageWidth, ImageLength: SHORT (3) or LONG (4)
+            raw = entries[i * 12 + 8 : i * 12 + 12]
+            size[tag] = struct.unpack(order + ("H" if kind == 3 else "I"), raw[: 2 if kind == 3 else 4])[0]
+    if 256 in size and 257 in size:
+        return int(size[256]), int(size[257])
     return None
 
 
@@ -185,10 +228,11 @@ def check_image(
     to the detector, which counts them as unreadable (and the job fails if no face of B remains).
     """
     limits = limits or load_limits()
-    size = image_size(stream.read(IMAGE_HEADER_BYTES))
+    seekable = getattr(stream, "seekable", lambda: False)()
+    size = image_size(stream if seekable else io.BytesIO(stream.read(IMAGE_PARSE_BYTES)))
     if size is None or min(size) <= 0:
         if strict:
-            raise InvalidArgument("is not a readable image (PNG, JPEG, WebP, BMP or GIF)", field=field)
+            raise InvalidArgument("is not a readable image (PNG, JPEG, WebP, BMP, GIF or TIFF)", field=field)
         return None
     w, h = size
     if max(w, h) > limits.max_resolution:

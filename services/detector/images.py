@@ -7,6 +7,8 @@ import tempfile
 import cv2
 import numpy as np
 
+from services.common.limits import image_size, load_limits
+
 
 def decode_image(data: bytes) -> np.ndarray | None:
     """BGR uint8 image from encoded bytes, or None when they are not a readable image.
@@ -15,6 +17,11 @@ def decode_image(data: bytes) -> np.ndarray | None:
     (the rest grey), so a JPEG that fails in memory gets a second try through a temporary file.
     """
     if not data:
+        return None
+    # Dimensions from the file's structure first (never decoded when unknown or over the limit): a
+    # JPEG whose frame header hides behind 1 MiB of segments or a TIFF named .png is no way around it.
+    size = image_size(data)
+    if size is None or min(size) <= 0 or max(size) > load_limits().max_resolution:
         return None
     arr = np.frombuffer(data, dtype=np.uint8)
     try:
