@@ -8,7 +8,9 @@ A service's server.py only builds its servicer and calls ``serve``.
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import signal
 import threading
 import traceback
@@ -33,12 +35,17 @@ from services.common.operations import HandlerRecorder, OperationServicer
 from services.common.pb.faceswap.v1 import common_pb2_grpc
 
 log = logging.getLogger("faceswap.server")
+STORAGE_ERRNOS = frozenset({errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EACCES, errno.EPERM})
 
 
 def error_status(exc: BaseException, method: str) -> tuple[grpc.StatusCode, str]:
     """The status a client gets for an exception: a domain error's own, else INTERNAL (logged)."""
     if isinstance(exc, ServiceError):
         return exc.code, exc.message
+    if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+        # Storage full, read-only or failing: worth retrying later; never the server's own path.
+        log.warning("storage error in %s: %s", method, exc)
+        return grpc.StatusCode.UNAVAILABLE, f"storage unavailable: {os.strerror(exc.errno)}"
     log.error("unhandled error in %s: %s", method, "".join(traceback.format_exception(exc)))
     # The client gets a short reason, never a traceback.
     return grpc.StatusCode.INTERNAL, f"internal error in {method}: {type(exc).__name__}: {exc}"
