@@ -14,8 +14,9 @@ that has a match, by position and size, in the frame after):
    neighbours' faces.
 
 At the very start or end of a video only one neighbour exists: there only a verified fit is kept.
-Longer runs (the person left, a scene cut), and runs next to an unreadable or filtered frame, stay
-``no_face``. Recovered faces get ``score`` 0 and their ``source``; the identity and blur filters
+Longer runs (the person left, a scene cut), runs next to an unreadable or filtered frame, and
+faces whose two neighbours are not the same person (embedding distance > 0.6: a cut between two
+people framed alike) stay ``no_face``. Recovered faces get ``score`` 0 and their ``source``; the identity and blur filters
 apply to them as to detected faces.
 """
 
@@ -38,6 +39,8 @@ TRACK_MAX_IDENTITY = 0.5
 # Mean landmark distance from the neighbours' interpolation (or, at the ends of a video, from the
 # carried landmarks), in inter-ocular distances.
 TRACK_MAX_DEVIATION = 0.25
+# The faces before and after a run must be one person (dlib's operating point) to be bridged.
+SAME_FACE_IDENTITY = 0.6
 
 
 def inter_ocular(landmarks: np.ndarray) -> float:
@@ -143,6 +146,7 @@ class Recoverer:
         anchor_image = self._image(anchor_result.record.index)
         if anchor_image is None:
             return
+        after_image = self._image(after.record.index) if before is not None and after is not None else None
         ordered = gap if forward else list(reversed(gap))
         images = {r.record.index: self._image(r.record.index) for r in gap}
         for f, g in pairs:
@@ -151,6 +155,13 @@ class Recoverer:
             anchor_lm = anchor.landmarks_array
             relation = box_relation(tuple(anchor.box), anchor_lm)
             anchor_emb = face_embedding(anchor_image, anchor_lm, tuple(anchor.box))
+            if f is not None and g is not None:
+                # Two faces at one place across a scene cut are not one face to bridge.
+                if after_image is None:
+                    continue
+                other = face_embedding(after_image, g.landmarks_array, tuple(g.box))
+                if float(np.linalg.norm(other - anchor_emb)) > SAME_FACE_IDENTITY:
+                    continue
             carried = anchor_lm
             for result in ordered:
                 image = images[result.record.index]
