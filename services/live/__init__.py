@@ -1,0 +1,1 @@
+"""Live swap: a bidirectional gRPC stream of frames swapped as they come (LiveService)."""

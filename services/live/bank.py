@@ -1,0 +1,196 @@
+"""B's face bank for a live stream: B's real faces, found once, kept in memory at native resolution.
+
+A bank comes from a video or a photos folder on the server, or from stored objects under a prefix.
+Up to ``max_faces`` frames, spread evenly over B's footage, are searched (dlib HOG on a copy of at
+most 640 px, landmarks on the full frame); the largest face of each is kept as a crop around it
+(margin 0.5 of the face's size) with its landmarks in crop pixels, and indexed by its
+expression/pose descriptor (``appearance.FaceIndex``). Banks are cached in the process by what
+they were built from (path + size + mtime of every file, or the stored objects' digests), so only
+the first stream on a face set pays for the detection.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.common.storage import ObjectStore
+from services.converter import appearance as ap
+from services.detector.detect import detect_faces, predict_landmarks, to_gray
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+CROP_MARGIN = 0.5
+CACHE_SIZE = 4
+
+
+@dataclass
+class FaceBank:
+    index: ap.FaceIndex
+    crops: list[np.ndarray]  # uint8 BGR, native resolution
+    landmarks: np.ndarray  # N x 68 x 2, crop pixels
+    source: str
+    seconds: float  # time it took to build
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+
+def _crop(image: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    h, w = image.shape[:2]
+    x0, y0 = lm.min(0)
+    x1, y1 = lm.max(0)
+    mx, my = (x1 - x0) * CROP_MARGIN, (y1 - y0) * CROP_MARGIN
+    cx0, cy0 = max(0, math.floor(x0 - mx)), max(0, math.floor(y0 - my * 1.3))
+    cx1, cy1 = min(w, math.ceil(x1 + mx)), min(h, math.ceil(y1 + my))
+    return np.ascontiguousarray(image[cy0:cy1, cx0:cx1]), lm - (cx0, cy0)
+
+
+def largest_face(image: np.ndarray, max_side: int = 640) -> np.ndarray | None:
+    """Landmarks (frame px) of the largest face, or None."""
+    gray = to_gray(image)
+    found = detect_faces(image, gray=gray, upsample=0, max_side=max_side)
+    if not found:
+        found = detect_faces(image, gray=gray, upsample=1, max_side=max_side)
+    if not found:
+        return None
+    best = max(found, key=lambda d: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
+    return predict_landmarks(gray, best.box)
+
+
+def build_bank(frames: Iterator[tuple[int, np.ndarray]], source: str) -> FaceBank:
+    """A bank from (frame number, BGR image) pairs."""
+    start = time.perf_counter()
+    keys, numbers, crops, landmarks = [], [], [], []
+    for number, image in frames:
+        lm = largest_face(image)
+        if lm is None:
+            continue
+        crop, lm_crop = _crop(image, lm)
+        keys.append(f"{source}#{number}")
+        numbers.append(number)
+        crops.append(crop)
+        landmarks.append(lm_crop)
+    if not crops:
+        raise FailedPrecondition(f"no face found in B's face set {source}")
+    lms = np.stack(landmarks)
+    index = ap.FaceIndex.build(keys, numbers, lms)
+    return FaceBank(index, crops, lms, source, time.perf_counter() - start)
+
+
+def video_frames(path: Path, max_faces: int) -> Iterator[tuple[int, np.ndarray]]:
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise InvalidArgument(f"cannot read {path.name} as a video", field="config.faces_b_path")
+    try:
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or max_faces
+        step = max(1, math.ceil(count / max_faces))
+        number = 0
+        while True:
+            if number % step == 0:
+                ok, image = cap.read()
+                if not ok:
+                    break
+                yield number, image
+            elif not cap.grab():
+                break
+            number += 1
+    finally:
+        cap.release()
+
+
+def _spread(items: list, most: int) -> list:
+    if len(items) <= most:
+        return items
+    return [items[round(i * (len(items) - 1) / (most - 1))] for i in range(most)] if most > 1 else items[:1]
+
+
+def photo_frames(paths: list[Path], max_faces: int) -> Iterator[tuple[int, np.ndarray]]:
+    for number, path in enumerate(_spread(paths, max_faces)):
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is not None:
+            yield number, image
+
+
+_cache: OrderedDict[tuple, FaceBank] = OrderedDict()
+_cache_lock = threading.Lock()
+_build_locks: dict[tuple, threading.Lock] = {}
+
+
+def _cached(key: tuple, build: callable) -> tuple[FaceBank, bool]:
+    """(bank, came from the cache); concurrent streams on one face set build it once."""
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key], True
+        lock = _build_locks.setdefault(key, threading.Lock())
+    with lock:
+        with _cache_lock:
+            if key in _cache:
+                return _cache[key], True
+        bank = build()
+        with _cache_lock:
+            _cache[key] = bank
+            while len(_cache) > CACHE_SIZE:
+                _cache.popitem(last=False)
+            _build_locks.pop(key, None)
+        return bank, False
+
+
+def allowed_roots() -> list[Path]:
+    """FACESWAP_LIVE_FACES_DIRS: folders (os.pathsep-separated) whose files a client may name."""
+    raw = os.environ.get("FACESWAP_LIVE_FACES_DIRS", "")
+    return [Path(p).resolve() for p in raw.split(os.pathsep) if p]
+
+
+def bank_from_path(path: str, max_faces: int, roots: list[Path] | None = None) -> tuple[FaceBank, bool]:
+    """The bank of a video file or photos folder on this machine, within ``roots``."""
+    roots = allowed_roots() if roots is None else roots
+    field = "config.faces_b_path"
+    if not roots:
+        raise FailedPrecondition(
+            "server-side face sets are off here (set FACESWAP_LIVE_FACES_DIRS); use faces_b_prefix"
+        )
+    resolved = Path(path).resolve()
+    if not any(resolved == r or r in resolved.parents for r in roots):
+        raise InvalidArgument(f"{path} is not under FACESWAP_LIVE_FACES_DIRS", field=field)
+    if not resolved.exists():
+        raise NotFound(f"B's face set {path} does not exist")
+    if resolved.is_dir():
+        photos = sorted(p for p in resolved.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        if not photos:
+            raise InvalidArgument(f"no photos ({', '.join(IMAGE_EXTENSIONS)}) in {path}", field=field)
+        stamp = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in photos)
+        key = ("dir", str(resolved), stamp, max_faces)
+        return _cached(key, lambda: build_bank(photo_frames(photos, max_faces), resolved.name))
+    st = resolved.stat()
+    key = ("file", str(resolved), st.st_size, st.st_mtime_ns, max_faces)
+    return _cached(key, lambda: build_bank(video_frames(resolved, max_faces), resolved.name))
+
+
+def bank_from_store(store: ObjectStore, prefix: str, max_faces: int) -> tuple[FaceBank, bool]:
+    """The bank of the photos / frames stored under ``prefix``."""
+    keys = sorted(k for k in store.list(prefix) if k.lower().endswith(IMAGE_EXTENSIONS))
+    if not keys:
+        raise NotFound(f"no images under {prefix!r}")
+    keys = _spread(keys, max_faces)
+    stamp = tuple((k, store.stat(k).sha256) for k in keys)
+    key = ("store", store.bucket, prefix, stamp, max_faces)
+
+    def frames() -> Iterator[tuple[int, np.ndarray]]:
+        for number, k in enumerate(keys):
+            data = np.frombuffer(store.get_bytes(k), np.uint8)
+            image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+            if image is not None:
+                yield number, image
+
+    return _cached(key, lambda: build_bank(frames(), prefix))

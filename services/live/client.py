@@ -1,0 +1,178 @@
+"""Live swap client: streams frames at their real rate over LiveService.Swap and measures it.
+
+``stream`` sends the config, then one frame per tick of the source's frame rate (a video file is
+paced like a camera; a camera paces itself), and reads the replies as they come. Latency is the
+client's own clock from capture (the moment the frame is sent) to the reply's arrival, so it
+covers the network, the queue, the swap and the JPEG round trip.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import cv2
+import grpc
+import numpy as np
+
+from services.common.auth import call_metadata
+from services.common.client import make_channel
+from services.common.pb.faceswap.v1 import live_pb2, live_pb2_grpc
+
+
+@dataclass
+class StreamStats:
+    sent: int = 0
+    received: int = 0
+    dropped: list[int] = field(default_factory=list)
+    errors: list[tuple[int, str]] = field(default_factory=list)
+    swapped: int = 0
+    latencies: list[float] = field(default_factory=list)  # seconds, per reply with an image
+    sequences: list[int] = field(default_factory=list)  # of every reply, in arrival order
+    stage_seconds: dict[str, list[float]] = field(default_factory=dict)
+    started: float = 0.0
+    finished: float = 0.0
+    ready: live_pb2.LiveReady | None = None
+
+    @property
+    def seconds(self) -> float:
+        return max(self.finished - self.started, 1e-9)
+
+    @property
+    def fps(self) -> float:
+        return self.received / self.seconds if self.received else 0.0
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies, q)) if self.latencies else float("nan")
+
+    def stage_means(self) -> dict[str, float]:
+        return {k: float(np.mean(v)) for k, v in sorted(self.stage_seconds.items())}
+
+    def summary(self) -> str:
+        return (
+            f"{self.received}/{self.sent} frames back in {self.seconds:.1f} s: {self.fps:.1f} frames/s, "
+            f"latency p50 {self.percentile(50) * 1000:.0f} ms p95 {self.percentile(95) * 1000:.0f} ms, "
+            f"dropped {len(self.dropped)}, errors {len(self.errors)}, face swapped in {self.swapped}"
+        )
+
+
+def config_message(
+    faces_b_path: str = "", faces_b_prefix: str = "", options: live_pb2.LiveOptions | None = None
+) -> live_pb2.LiveFrame:
+    return live_pb2.LiveFrame(
+        config=live_pb2.LiveConfig(
+            faces_b_path=faces_b_path,
+            faces_b_prefix=faces_b_prefix,
+            options=options or live_pb2.LiveOptions(),
+        )
+    )
+
+
+def jpeg_frame(sequence: int, data: bytes, capture_time: float) -> live_pb2.LiveFrame:
+    return live_pb2.LiveFrame(
+        sequence=sequence,
+        capture_time=capture_time,
+        image=live_pb2.LiveImage(encoding=live_pb2.FRAME_ENCODING_JPEG, data=data),
+    )
+
+
+def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
+    return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()
+
+
+def decode_reply(msg: live_pb2.LiveFrame) -> np.ndarray | None:
+    img = msg.image
+    if not img.data:
+        return None
+    if img.encoding == live_pb2.FRAME_ENCODING_RAW_BGR:
+        return np.frombuffer(img.data, np.uint8).reshape(img.height, img.width, 3)
+    return cv2.imdecode(np.frombuffer(img.data, np.uint8), cv2.IMREAD_COLOR)
+
+
+def video_source(path: str | int, loop: bool = False) -> tuple[Iterator[np.ndarray], float]:
+    """Frames of a video file or a camera (an int or /dev/videoN) and its frame rate."""
+    device = path if isinstance(path, int) else (int(path) if str(path).isdigit() else None)
+    cap = cv2.VideoCapture(device if device is not None else str(path))
+    if not cap.isOpened():
+        raise FileNotFoundError(f"cannot open {path}")
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+
+    def frames() -> Iterator[np.ndarray]:
+        try:
+            while True:
+                ok, image = cap.read()
+                if not ok:
+                    if loop and device is None:
+                        cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                        continue
+                    return
+                yield image
+        finally:
+            cap.release()
+
+    return frames(), float(fps)
+
+
+def stream(
+    stub: live_pb2_grpc.LiveServiceStub,
+    config: live_pb2.LiveFrame,
+    frames: Iterable[bytes | np.ndarray],
+    fps: float | None,
+    on_reply: Callable[[live_pb2.LiveFrame], None] | None = None,
+    timeout: float | None = None,
+    start_after_ready: bool = True,
+) -> StreamStats:
+    """Streams ``frames`` (JPEG bytes or BGR images) paced at ``fps`` (None: as fast as they come)
+    and collects every reply. The first frame is sent once the server answered the config."""
+    stats = StreamStats()
+    ready = threading.Event()
+    sent_at: dict[int, float] = {}
+
+    def requests() -> Iterator[live_pb2.LiveFrame]:
+        yield config
+        if start_after_ready:
+            ready.wait(timeout or 600)
+        stats.started = time.perf_counter()
+        for i, frame in enumerate(frames):
+            if fps:
+                due = stats.started + i / fps
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+            data = frame if isinstance(frame, bytes) else encode_jpeg(frame)
+            now = time.perf_counter()
+            sent_at[i + 1] = now
+            stats.sent += 1
+            yield jpeg_frame(i + 1, data, now)
+
+    call = stub.Swap(requests(), timeout=timeout, metadata=call_metadata())
+    try:
+        for msg in call:
+            now = time.perf_counter()
+            if msg.HasField("ready"):
+                stats.ready = msg.ready
+                ready.set()
+                continue
+            stats.dropped.extend(msg.dropped)
+            stats.sequences.append(msg.sequence)
+            if msg.HasField("error"):
+                stats.errors.append((msg.sequence, msg.error.message))
+            else:
+                stats.received += 1
+                stats.swapped += int(msg.face_swapped)
+                stats.latencies.append(now - msg.capture_time)
+                for stage, seconds in msg.stage_seconds.items():
+                    stats.stage_seconds.setdefault(stage, []).append(seconds)
+            stats.finished = now
+            if on_reply is not None:
+                on_reply(msg)
+    finally:
+        ready.set()
+    return stats
+
+
+def connect(address: str) -> tuple[grpc.Channel, live_pb2_grpc.LiveServiceStub]:
+    channel = make_channel(address)
+    return channel, live_pb2_grpc.LiveServiceStub(channel)

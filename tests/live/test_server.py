@@ -1,0 +1,193 @@
+"""LiveService.Swap over a real socket: order, drops, bad frames, bad configs, disconnects."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import cv2
+import grpc
+import numpy as np
+import pytest
+from live_helpers import CLIP_B, FACES_B, SAMPLES
+
+from services.common.pb.faceswap.v1 import live_pb2, live_pb2_grpc
+from services.live import client as lc
+from services.live import metrics
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[object]:
+    from services.common.server import start_server
+    from services.live.server import build_spec
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FACESWAP_LIVE_FACES_DIRS", str(SAMPLES.resolve()))
+        running = start_server(build_spec(), port=0, metrics_port=0)
+        yield running
+        running.stop(1)
+
+
+@pytest.fixture
+def stub(server) -> Iterator[live_pb2_grpc.LiveServiceStub]:
+    channel, stub = lc.connect(f"127.0.0.1:{server.port}")
+    yield stub
+    channel.close()
+
+
+def _config(**options: object) -> live_pb2.LiveFrame:
+    opts = live_pb2.LiveOptions(max_faces_b=FACES_B, **options)
+    return lc.config_message(str(CLIP_B), options=opts)
+
+
+def _wait_streams_closed(timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while metrics.STREAMS._value.get() > 0:
+        assert time.monotonic() < deadline, "the server did not end the stream"
+        time.sleep(0.05)
+
+
+def test_frames_come_back_swapped_in_order_with_timings(stub, jpegs_a, frames_a) -> None:
+    replies: list[live_pb2.LiveFrame] = []
+    stats = lc.stream(stub, _config(queue_size=64), jpegs_a[:12], None, on_reply=replies.append, timeout=120)
+    assert stats.ready is not None and stats.ready.faces_b == FACES_B
+    assert stats.sequences == list(range(1, 13)) and not stats.dropped and not stats.errors
+    assert stats.swapped == 12
+    first = lc.decode_reply(replies[0])
+    assert first.shape == frames_a[0].shape
+    diff = np.abs(first.astype(int) - frames_a[0]).max(axis=2)
+    assert (diff > 30).sum() > 2000  # the face changed ...
+    assert diff[:, :150].max() < 40  # ... the background on the left did not (JPEG noise only)
+    for stage in ("decode", "compose", "blend", "encode", "server", "queue"):
+        assert stage in replies[0].stage_seconds
+    assert all(r.capture_time > 0 for r in replies)
+
+
+def test_under_load_the_newest_wins_and_drops_are_reported_never_reordered(stub, jpegs_a) -> None:
+    dropped_before = metrics.FRAMES_DROPPED._value.get()
+    stats = lc.stream(stub, _config(queue_size=1, workers=1), jpegs_a[:30], None, timeout=120)
+    assert stats.dropped, "30 frames sent at once through a 1-frame queue: some must be dropped"
+    assert stats.sequences == sorted(stats.sequences)
+    assert sorted(stats.sequences + stats.dropped) == list(range(1, 31))  # each frame once
+    assert stats.sequences[-1] == 30  # the newest frame always wins
+    assert metrics.FRAMES_DROPPED._value.get() - dropped_before == len(stats.dropped)
+
+
+def test_a_corrupt_jpeg_and_a_size_change_are_per_frame_errors(stub, jpegs_a, frames_a) -> None:
+    small = cv2.imencode(".jpg", cv2.resize(frames_a[3], (320, 180)))[1].tobytes()
+    corrupt = jpegs_a[1][:200] + b"\x00garbage" * 50
+    raw = frames_a[5]
+    msgs = [
+        lc.jpeg_frame(1, jpegs_a[0], 1.0),
+        lc.jpeg_frame(2, corrupt, 2.0),
+        lc.jpeg_frame(3, jpegs_a[2], 3.0),
+        lc.jpeg_frame(4, small, 4.0),
+        lc.jpeg_frame(5, b"not an image", 5.0),
+        live_pb2.LiveFrame(
+            sequence=6,
+            image=live_pb2.LiveImage(
+                encoding=live_pb2.FRAME_ENCODING_RAW_BGR, data=raw.tobytes(), width=640, height=360
+            ),
+        ),
+        live_pb2.LiveFrame(
+            sequence=7,
+            image=live_pb2.LiveImage(
+                encoding=live_pb2.FRAME_ENCODING_RAW_BGR, data=b"\x00" * 10, width=640, height=360
+            ),
+        ),
+        lc.jpeg_frame(7, jpegs_a[7], 7.0),  # repeats 7 after a failed 7: accepted
+        lc.jpeg_frame(7, jpegs_a[8], 8.0),  # a sequence that does not increase
+    ]
+    replies = list(stub.Swap(iter([_config(queue_size=64), *msgs]), timeout=120))
+    assert replies[0].HasField("ready")
+    by_seq = [(r.sequence, r.error.message if r.HasField("error") else "") for r in replies[1:]]
+    assert [s for s, _ in by_seq] == [1, 2, 3, 4, 5, 6, 7, 7, 7]
+    errors = {i: m for i, (_s, m) in enumerate(by_seq) if m}
+    assert set(errors) == {1, 3, 4, 6, 8}, by_seq
+    assert "corrupt" in errors[1] or "readable" in errors[1]
+    assert "320x180" in errors[3] and "640x360" in errors[3]
+    assert "bytes" in errors[6]
+    assert "increase" in errors[8]
+    for r in replies[1:]:
+        if r.HasField("error"):
+            assert r.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+            assert r.error.where == f"frame {r.sequence}"
+        else:
+            assert lc.decode_reply(r).shape == (360, 640, 3)
+
+
+@pytest.mark.parametrize(
+    ("first", "code", "words"),
+    [
+        (lc.jpeg_frame(1, b"x", 0.0), grpc.StatusCode.INVALID_ARGUMENT, "config"),
+        (lc.config_message("/etc/passwd"), grpc.StatusCode.INVALID_ARGUMENT, "FACESWAP_LIVE_FACES_DIRS"),
+        (lc.config_message(str(SAMPLES / "nope.mp4")), grpc.StatusCode.NOT_FOUND, "does not exist"),
+        (lc.config_message(), grpc.StatusCode.INVALID_ARGUMENT, "exactly one"),
+        (
+            lc.config_message(str(CLIP_B), options=live_pb2.LiveOptions(queue_size=1000)),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "queue_size",
+        ),
+    ],
+)
+def test_bad_configs_end_the_stream_with_a_clear_status(stub, first, code, words) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        list(stub.Swap(iter([first]), timeout=30))
+    assert err.value.code() == code
+    assert words in err.value.details()
+
+
+def test_a_client_that_disconnects_mid_stream_frees_the_server(stub, jpegs_a) -> None:
+    def forever() -> Iterator[live_pb2.LiveFrame]:
+        yield _config()
+        i = 0
+        while True:
+            i += 1
+            yield lc.jpeg_frame(i, jpegs_a[i % len(jpegs_a)], time.perf_counter())
+            time.sleep(0.02)
+
+    call = stub.Swap(forever(), timeout=60)
+    got = 0
+    for msg in call:
+        got += int(msg.HasField("image"))
+        if got == 3:
+            call.cancel()
+            break
+    _wait_streams_closed()
+    stats = lc.stream(stub, _config(queue_size=8), jpegs_a[:3], None, timeout=60)  # still serving
+    assert stats.received == 3
+
+
+def test_a_client_that_stops_reading_is_ended_after_the_stall_timeout(server, stub, frames_a) -> None:
+    ended_before = metrics.STREAMS_ENDED.labels("stalled")._value.get()
+    big = cv2.resize(frames_a[0], (1920, 1080))
+    raw = big.tobytes()  # 6 MB replies fill the flow-control windows after a few frames
+
+    stop = threading.Event()
+
+    def requests() -> Iterator[live_pb2.LiveFrame]:
+        yield _config(stall_timeout_s=1.0, output_encoding=live_pb2.FRAME_ENCODING_RAW_BGR)
+        for i in range(1, 400):
+            if stop.is_set():
+                return
+            yield live_pb2.LiveFrame(
+                sequence=i,
+                image=live_pb2.LiveImage(
+                    encoding=live_pb2.FRAME_ENCODING_RAW_BGR, data=raw, width=1920, height=1080
+                ),
+            )
+            time.sleep(0.01)
+
+    call = stub.Swap(requests(), timeout=60)
+    next(call)  # the ready message; then never read again
+    deadline = time.monotonic() + 30
+    while metrics.STREAMS_ENDED.labels("stalled")._value.get() == ended_before:
+        assert time.monotonic() < deadline, "a stalled stream was not ended"
+        time.sleep(0.1)
+    stop.set()
+    _wait_streams_closed()
+    with pytest.raises(grpc.RpcError) as err:
+        for _ in call:
+            pass
+    assert err.value.code() == grpc.StatusCode.CANCELLED
