@@ -9,7 +9,10 @@ Same layers, masks and relighting as the batch path; three things cost less:
 - the thin-plate spline is solved once per frame for all layers, on a grid of 1/12 of the eye
   distance (8 px at 720p; the batch path: 4 px) and enlarged with one ``warpAffine``;
 - B's similarity and the spline are folded into one sampling map, so B's crop is resampled once
-  (the batch path warps, then bends the warped copy: two interpolations, a little softer).
+  (the batch path warps, then bends the warped copy: two interpolations, a little softer);
+- the part masks' dilation is done on their hulls (a convex hull grown by a disc is the hull of
+  its points moved around a circle). Masks, skin test, targets and defaults are the batch path's
+  own functions, called as they are.
 
 ``tests/live/test_render.py`` compares this with ``appearance.compose`` on real frames, so a change
 in the batch method that this copy misses shows up there.
@@ -17,6 +20,7 @@ in the batch method that this copy misses shows up there.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import cv2
@@ -25,6 +29,11 @@ import numpy as np
 from services.converter import appearance as ap
 from services.detector.align import umeyama
 
+_DEFAULTS = {
+    name: p.default
+    for name, p in inspect.signature(ap.compose).parameters.items()
+    if name in ("light_sigma", "pose_follow")
+}
 TPS_STEP = 8  # grid step of the spline at ~100 px between the eyes (720p); scaled with the face
 
 
@@ -146,38 +155,6 @@ def part_mask(lm: np.ndarray, part: str, shape: tuple[int, int], grow: float) ->
     return cv2.GaussianBlur(m.astype(np.float32) / 255.0, (0, 0), max(1.0, 0.08 * iod))
 
 
-def feature_mask(lm: np.ndarray, shape: tuple[int, int], grow: float = 0.12) -> np.ndarray:
-    """``appearance.feature_mask`` with the dilation done on the hulls."""
-    lm = np.asarray(lm, np.float64)
-    r = max(1, round(grow * float(ap.interocular(lm))))
-    m = np.zeros(shape, np.uint8)
-    for part in (slice(17, 22), slice(22, 27), slice(36, 42), slice(42, 48), slice(27, 36), slice(48, 60)):
-        _grown_hull(m, lm[part], r)
-    return m
-
-
-def skin_weight(image: np.ndarray, lm: np.ndarray, region: np.ndarray) -> np.ndarray:
-    """``appearance.skin_weight``: how much each pixel is like the face's own cheek skin."""
-    lm = np.asarray(lm, np.float64)
-    h, w = image.shape[:2]
-    lab = cv2.cvtColor(np.clip(image, 0, 255).astype(np.uint8), cv2.COLOR_BGR2LAB).astype(np.float32)
-    cheeks = np.zeros((h, w), np.uint8)
-    ap._hull(cheeks, lm[[1, 2, 3, 31, 29]])
-    ap._hull(cheeks, lm[[15, 14, 13, 35, 29]])
-    ap._hull(cheeks, lm[[27, 28, 29, 30]] + np.array([[-2, 0], [2, 0], [-2, 0], [2, 0]]))
-    cheeks &= (region > 0).astype(np.uint8) * 255
-    sample = lab[cheeks > 0]
-    if len(sample) < 20:
-        return np.ones((h, w), np.float32)
-    centre = np.median(sample, axis=0)
-    spread = np.maximum(np.median(np.abs(sample - centre), axis=0) * 1.4826, (6.0, 3.0, 3.0))
-    z = (lab - centre.astype(np.float32)) / (3.0 * spread).astype(np.float32)
-    d2 = z[..., 0] * z[..., 0] + z[..., 1] * z[..., 1] + z[..., 2] * z[..., 2]
-    weight = np.exp(-0.5 * np.maximum(d2 - 1.0, 0.0))
-    weight[feature_mask(lm, (h, w)) > 0] = 1.0
-    return cv2.GaussianBlur(weight.astype(np.float32), (0, 0), max(1.0, 0.03 * float(ap.interocular(lm))))
-
-
 def compose(
     frame_roi: np.ndarray,
     a_lm: np.ndarray,
@@ -185,10 +162,13 @@ def compose(
     sources: ap.Sources,
     images: Sequence[np.ndarray] | dict[int, np.ndarray],
     landmarks: Sequence[np.ndarray] | np.ndarray,
-    light_sigma: float = 0.5,
-    pose_follow: float = 0.3,
+    light_sigma: float | None = None,
+    pose_follow: float | None = None,
 ) -> ap.Composed:
-    """``appearance.compose`` with ``decoded=None`` (B's real faces only); same arguments."""
+    """``appearance.compose`` with ``decoded=None`` (B's real faces only); same arguments and the
+    same defaults (read from its signature, so a retuned default is followed)."""
+    light_sigma = _DEFAULTS["light_sigma"] if light_sigma is None else light_sigma
+    pose_follow = _DEFAULTS["pose_follow"] if pose_follow is None else pose_follow
     x0, y0 = box[0], box[1]
     shape = frame_roi.shape[:2]
     a_roi = np.asarray(a_lm, np.float64) - (x0, y0)
@@ -226,5 +206,6 @@ def compose(
     lr = ap._to_lab(composite)
     out = masked_lowpass(la, region, sigma_l) + lr - masked_lowpass(lr, region, sigma_l)
     face = ap._from_lab(out)
-    alpha = alpha * skin_weight(face, t_roi, region)
+    # Hair and background told from skin on B's own pixels (as the batch path does).
+    alpha = alpha * ap.skin_weight(composite, t_roi, region)
     return ap.Composed(face.astype(np.float32), alpha.astype(np.float32))

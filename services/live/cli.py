@@ -1,0 +1,141 @@
+"""`faceswap live`: stream a video file (at its real frame rate) or a camera through LiveService.Swap."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from services.common.errors import InvalidArgument
+from services.common.pb.faceswap.v1 import live_pb2
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "live",
+        help="swap a video or a camera live, frame by frame, over the live stream API",
+        description="Streams INPUT (a video file, paced at its frame rate, or a camera: 0 or "
+        "/dev/video0) through LiveService.Swap and writes (--output) or shows (--preview) the swapped "
+        "frames; prints the achieved frames/s, latency percentiles and dropped frames. Without --addr "
+        "a live server is started in this process on a loopback port.",
+    )
+    p.add_argument(
+        "--faces-b", help="B's face set: a video or photos folder (a path on the server with --addr)"
+    )
+    p.add_argument("--faces-b-prefix", help="B's face set as stored objects under this prefix (instead)")
+    p.add_argument("--input", "-i", required=True, help="video file or camera (0, /dev/video0)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--output", "-o", help="write the swapped frames to this video (.mp4)")
+    out.add_argument("--preview", action="store_true", help="show the swapped frames in a window")
+    p.add_argument("--addr", help="a running live service (default: one in this process)")
+    p.add_argument("--frames", type=int, default=0, help="stop after this many frames (0 = all)")
+    p.add_argument("--max-faces-b", type=int, default=0, help="faces of B in the bank (default 150)")
+    p.add_argument("--workers", type=int, default=0, help="frames composed at once (default: cores)")
+    p.add_argument("--queue-size", type=int, default=0, help="frames queued before drops (default 2)")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.set_defaults(func=run)
+
+
+def _options(args: argparse.Namespace) -> live_pb2.LiveOptions:
+    return live_pb2.LiveOptions(
+        max_faces_b=args.max_faces_b, workers=args.workers, queue_size=args.queue_size
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from services.live import client as lc
+
+    if bool(args.faces_b) == bool(args.faces_b_prefix):
+        raise InvalidArgument("give one of --faces-b, --faces-b-prefix", field="faces_b")
+    faces_b = args.faces_b
+    server = None
+    if args.addr:
+        address = args.addr
+    else:
+        from services.common.server import start_server
+        from services.live.server import build_spec
+
+        if faces_b:
+            faces_b = str(Path(faces_b).resolve())
+            if not Path(faces_b).exists():
+                raise InvalidArgument(f"{args.faces_b} does not exist", field="faces_b")
+            os.environ["FACESWAP_LIVE_FACES_DIRS"] = str(Path(faces_b).parent)
+        server = start_server(build_spec(), port=0, host="127.0.0.1", metrics_port=0)
+        address = f"127.0.0.1:{server.port}"
+    try:
+        frames, fps = lc.video_source(args.input)
+    except FileNotFoundError as exc:
+        raise InvalidArgument(str(exc), field="input") from exc
+    is_camera = str(args.input).isdigit() or str(args.input).startswith("/dev/video")
+    if args.frames:
+        frames = itertools.islice(frames, args.frames)
+    writer: cv2.VideoWriter | None = None
+
+    def on_reply(msg: live_pb2.LiveFrame) -> None:
+        nonlocal writer
+        if msg.HasField("error"):
+            print(f"frame {msg.sequence}: {msg.error.message}", file=sys.stderr)
+            return
+        if not (args.output or args.preview) or not msg.image.data:
+            return
+        image = lc.decode_reply(msg)
+        if args.output:
+            if writer is None:
+                h, w = image.shape[:2]
+                writer = cv2.VideoWriter(args.output, cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+            writer.write(image)
+        else:
+            cv2.imshow("faceswap live", image)
+            cv2.waitKey(1)
+
+    channel, stub = lc.connect(address)
+    try:
+        config = lc.config_message(faces_b or "", args.faces_b_prefix or "", _options(args))
+        stats = lc.stream(stub, config, frames, None if is_camera else fps, on_reply=on_reply)
+    finally:
+        channel.close()
+        if writer is not None:
+            writer.release()
+        if server is not None:
+            server.stop(1)
+    stages = stats.stage_means()
+    if args.json:
+        import json
+
+        print(
+            json.dumps(
+                {
+                    "frames_sent": stats.sent,
+                    "frames_back": stats.received,
+                    "fps": stats.fps,
+                    "latency_p50_s": stats.percentile(50),
+                    "latency_p95_s": stats.percentile(95),
+                    "dropped": len(stats.dropped),
+                    "errors": len(stats.errors),
+                    "stage_mean_s": stages,
+                }
+            )
+        )
+    else:
+        if stats.ready is not None:
+            cached = "cached" if stats.ready.bank_cached else f"built in {stats.ready.bank_seconds:.1f} s"
+            print(f"B's face bank: {stats.ready.faces_b} faces ({cached})")
+        print(f"source {fps:.2f} frames/s; {stats.summary()}")
+        print("server stages (mean ms): " + ", ".join(f"{k} {v * 1000:.1f}" for k, v in stages.items()))
+        if args.output:
+            print(f"wrote {args.output}")
+    return 0 if stats.received and not stats.errors else 1
+
+
+def contact_sheet(inputs: list[np.ndarray], outputs: list[np.ndarray], width: int = 1200) -> np.ndarray:
+    """Rows of input | swapped, scaled to ``width``."""
+    rows = [np.hstack([a, b]) for a, b in zip(inputs, outputs, strict=True)]
+    sheet = np.vstack(rows)
+    return cv2.resize(
+        sheet, (width, round(sheet.shape[0] * width / sheet.shape[1])), interpolation=cv2.INTER_AREA
+    )
