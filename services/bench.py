@@ -29,7 +29,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-STAGES = ("media", "detector", "trainer", "converter", "orchestrator", "evaluate")
+STAGES = ("media", "detector", "trainer", "converter", "orchestrator", "evaluate", "live")
 ROW_KEYS = ("stage", "metric", "value", "unit", "baseline_name", "baseline", "ratio", "peak_rss_mb")
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "services.converter.cli",
     "services.orchestrator.cli",
     "services.evaluate.cli",
+    "services.live.cli",
     "services.common.cli",
 )
 
