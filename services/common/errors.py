@@ -8,6 +8,24 @@ from __future__ import annotations
 
 import grpc
 
+ECHO_CHARS = 200  # how much of a client's value an error message repeats
+MAX_MESSAGE_CHARS = 2000  # the most of any status message a client gets (the rest is cut)
+
+
+def echo(value: object, limit: int = ECHO_CHARS) -> str:
+    """repr(value) for an error message, cut to about limit characters: a 100 KB name sent by a client
+    is not sent back (nor logged, nor stored with the job) whole."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = f"{len(value)} chars" if isinstance(value, (str, bytes)) else f"{len(text)} chars"
+    return f"{text[:limit]}... ({size})"
+
+
+def bounded(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """A status message cut to limit characters."""
+    return message if len(message) <= limit else f"{message[:limit]}... ({len(message)} chars)"
+
 
 class ServiceError(Exception):
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL

@@ -13,6 +13,7 @@ decodes 1.2 GB of pixels.
 from __future__ import annotations
 
 import io
+import math
 import struct
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -106,9 +107,46 @@ def check_train_steps(steps: int, field: str, limits: Limits | None = None) -> N
         )
 
 
+def check_fields(message: object, path: str = "") -> None:
+    """Rules every request field follows, whatever the service: a float is finite (NaN compares false
+    with every bound, so ``min_sharpness=NaN`` would slip past any range check) and a prefix
+    (``*_prefix``) is relative (``/x/y`` is never silently read as ``x/y``). INVALID_ARGUMENT naming
+    the field. Only the fields that are set are walked."""
+    list_fields = getattr(message, "ListFields", None)
+    if list_fields is None:
+        return  # a request stream (UploadFile): its messages carry bytes and a file name
+    for fd, value in list_fields():
+        name = f"{path}{fd.name}"
+        repeated = _is_repeated(fd) and not _is_map(fd)
+        values = list(value) if repeated else [value]
+        for i, item in enumerate(values):
+            where = f"{name}[{i}]" if repeated else name
+            if fd.type in (fd.TYPE_FLOAT, fd.TYPE_DOUBLE) and not math.isfinite(item):
+                raise InvalidArgument(f"{item} is not a finite number", field=where)
+            prefix_field = fd.name == "prefix" or fd.name.endswith("_prefix")
+            if fd.type == fd.TYPE_STRING and prefix_field and item.startswith("/"):
+                raise InvalidArgument(
+                    f"{item[:200]!r} must be a relative object prefix (no leading '/')", field=where
+                )
+            if fd.type == fd.TYPE_MESSAGE and not _is_map(fd):
+                check_fields(item, f"{where}.")
+
+
+def _is_repeated(fd: object) -> bool:
+    flag = getattr(fd, "is_repeated", None)  # protobuf 6 (``label`` is gone)
+    return bool(flag) if flag is not None else fd.label == fd.LABEL_REPEATED  # type: ignore[attr-defined]
+
+
+def _is_map(fd: object) -> bool:
+    msg = getattr(fd, "message_type", None)
+    return bool(msg is not None and msg.GetOptions().map_entry)
+
+
 def check_stage_request(request: object, limits: Limits | None = None) -> None:
     """The job API's limits on a stage service's own request (media, detector, trainer, converter),
-    so a caller that reaches a stage service directly gets no more than a job could ask for."""
+    so a caller that reaches a stage service directly gets no more than a job could ask for; and the
+    field rules of ``check_fields`` on every request of every service (the job API's too)."""
+    check_fields(request)
     name = type(request).__name__
     if name == "StartTrainingRequest":
         steps = int(request.options.steps)  # type: ignore[attr-defined]

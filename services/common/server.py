@@ -26,7 +26,7 @@ from grpc_reflection.v1alpha import reflection
 from services.common.auth import HEALTH_PREFIXES, auth_interceptors, current_client
 from services.common.auth import server_credentials as tls_server_credentials
 from services.common.config import env, load_settings
-from services.common.errors import ServiceError
+from services.common.errors import ServiceError, bounded
 from services.common.limits import check_stage_request
 from services.common.logging import setup_logging
 from services.common.metrics import instrument, split_method, start_metrics_server
@@ -41,18 +41,28 @@ STORAGE_ERRNOS = frozenset({errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EIO, 
 def error_status(exc: BaseException, method: str) -> tuple[grpc.StatusCode, str]:
     """The status a client gets for an exception: a domain error's own, else INTERNAL (logged)."""
     if isinstance(exc, ServiceError):
-        return exc.code, exc.message
+        return exc.code, bounded(exc.message)
     if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
         # Storage full, read-only or failing: worth retrying later; never the server's own path.
         log.warning("storage error in %s: %s", method, exc)
         return grpc.StatusCode.UNAVAILABLE, f"storage unavailable: {os.strerror(exc.errno)}"
     log.error("unhandled error in %s: %s", method, "".join(traceback.format_exception(exc)))
     # The client gets a short reason, never a traceback.
-    return grpc.StatusCode.INTERNAL, f"internal error in {method}: {type(exc).__name__}: {exc}"
+    return grpc.StatusCode.INTERNAL, bounded(f"internal error in {method}: {type(exc).__name__}: {exc}")
 
 
 def _abort_for(exc: BaseException, context: grpc.ServicerContext, method: str) -> None:
     context.abort(*error_status(exc, method))
+
+
+def _client_gone(context: grpc.ServicerContext, method: str) -> bool:
+    """True when the call failed because its client cancelled it (or went away): then it is
+    CANCELLED, logged in one line, not an INTERNAL error with a traceback."""
+    if context.is_active():
+        return False
+    log.info("%s cancelled by the client", method)
+    context.set_code(grpc.StatusCode.CANCELLED)  # what the metrics count
+    return True
 
 
 class StreamLimits:
@@ -105,10 +115,13 @@ def _map_errors(
                     # another replica or the restarted process), not take it as the end.
                     context.abort(grpc.StatusCode.UNAVAILABLE, "the server is draining; reconnect")
             except grpc.RpcError:
+                _client_gone(context, method)
                 raise
             except Exception as exc:
                 if context.code() is not None and context.code() != grpc.StatusCode.OK:
                     raise
+                if _client_gone(context, method):
+                    return
                 _abort_for(exc, context, method)
             finally:
                 if streams is not None:
@@ -125,6 +138,12 @@ def _map_errors(
                 context.code() is not None and context.code() != grpc.StatusCode.OK
             ):
                 raise
+            if _client_gone(context, method):
+                # The RpcError the request stream raised is one grpc knows: re-raised, it is not
+                # logged again; anything else is replaced by an abort (no traceback either).
+                if isinstance(exc, grpc.RpcError):
+                    raise
+                context.abort(grpc.StatusCode.CANCELLED, "cancelled by the client")
             _abort_for(exc, context, method)
 
     return unary_handler

@@ -9,6 +9,8 @@ Contract shared by both backends (tests/common/test_storage.py runs it against e
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from services.common.config import StorageConfig, load_settings
-from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, ServiceError
+from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, ServiceError, echo
 
 CHUNK = 1024 * 1024
 _KEY_SEGMENT = re.compile(r"^[A-Za-z0-9._@=+,-]+$")
@@ -44,19 +46,32 @@ class ObjectInfo:
 def validate_key(key: str) -> str:
     """Returns the key if it is a safe relative object key, else raises InvalidArgument."""
     if not key or len(key) > 1024:
-        raise InvalidArgument(f"object key {key!r} is empty or longer than 1024 characters", field="key")
+        raise InvalidArgument(
+            f"object key {echo(key)} is empty or longer than 1024 characters ({len(key)})", field="key"
+        )
     if key.startswith("/") or "\\" in key:
-        raise InvalidArgument(f"object key {key!r} must be relative and use '/'", field="key")
+        raise InvalidArgument(f"object key {echo(key)} must be relative and use '/'", field="key")
     for part in key.split("/"):
         if part in ("", ".", "..") or not _KEY_SEGMENT.match(part) or part == _HIDDEN:
-            raise InvalidArgument(f"object key {key!r} has an invalid segment {part!r}", field="key")
+            raise InvalidArgument(f"object key {echo(key)} has an invalid segment {echo(part)}", field="key")
     return key
 
 
-def validate_prefix(prefix: str) -> str:
-    prefix = prefix.strip("/")
+def validate_prefix(prefix: str, field: str | None = None) -> str:
+    """A folder-like key: relative (a leading '/' is refused, never stripped: '/x/y' is not 'x/y'),
+    a trailing '/' is allowed. Raises InvalidArgument naming field (default 'prefix')."""
+    if prefix.startswith("/"):
+        raise InvalidArgument(
+            f"{prefix[:200]!r} must be a relative object prefix (no leading '/')", field=field or "prefix"
+        )
+    prefix = prefix.rstrip("/")
     if prefix:
-        validate_key(prefix)
+        try:
+            validate_key(prefix)
+        except InvalidArgument as exc:
+            if field is None:
+                raise
+            raise InvalidArgument(exc.message, field=field) from None
     return prefix
 
 
@@ -180,6 +195,12 @@ class ObjectStore(ABC):
         """A filesystem path of the object when the backend has one (fast path), else None."""
         return None
 
+    def prune(self, prefix: str) -> int:
+        """Removes what is left under prefix besides objects (the local store's empty folders, digest
+        sidecars without their object and unfinished ``.part`` files); returns how many. Only for a
+        prefix nobody writes to any more (an ended job's). Object stores have nothing to prune."""
+        return 0
+
 
 class LocalStore(ObjectStore):
     """Objects as files under root/bucket; sha256 kept in a sidecar tree the listing hides."""
@@ -192,10 +213,24 @@ class LocalStore(ObjectStore):
         self.meta_root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
-        return self.root / validate_key(key)
+        path = self.root / validate_key(key)
+        self._refuse_links(path)
+        return path
 
     def _meta(self, key: str) -> Path:
-        return self.meta_root / (validate_key(key) + ".json")
+        path = self.meta_root / (validate_key(key) + ".json")
+        self._refuse_links(path)
+        return path
+
+    def _refuse_links(self, path: Path) -> None:
+        """A symlink placed inside the store (the object or any folder above it) could point anywhere
+        on the server: such a key is refused, never followed."""
+        part = path
+        while part != self.root and self.root in part.parents:
+            if part.is_symlink():
+                key = str(path.relative_to(self.root))
+                raise InvalidArgument(f"object key {key[:200]!r} names a symbolic link", field="key")
+            part = part.parent
 
     def local_path(self, key: str) -> Path | None:
         path = self._path(key)
@@ -220,20 +255,35 @@ class LocalStore(ObjectStore):
             _atomic_write_text(meta, json.dumps({"size": info.size, "sha256": info.sha256}))
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                Path(tmp).unlink(missing_ok=True)
+            if not path.exists():  # no object: no sidecar (an orphan would outlive every delete)
+                with contextlib.suppress(OSError):
+                    meta.unlink(missing_ok=True)
+                _remove_empty_parents(path.parent, self.root)
+                _remove_empty_parents(meta.parent, self.meta_root)
             raise
         return info
 
     def open(self, key: str) -> BinaryIO:
+        path = self._path(key)
         try:
-            return open(self._path(key), "rb")
+            # O_NOFOLLOW: a link swapped in after the check above is refused too (ELOOP).
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise NotFound(f"object {key!r} not found") from None
+            raise NotFound(f"object {key[:200]!r} not found") from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise InvalidArgument(
+                    f"object key {key[:200]!r} names a symbolic link", field="key"
+                ) from None
+            raise
+        return os.fdopen(fd, "rb")
 
     def stat(self, key: str) -> ObjectInfo:
         path = self._path(key)
         if not path.is_file():
-            raise NotFound(f"object {key!r} not found")
+            raise NotFound(f"object {key[:200]!r} not found")
         size = path.stat().st_size
         try:
             meta = json.loads(self._meta(key).read_text())
@@ -248,18 +298,55 @@ class LocalStore(ObjectStore):
         if not base.is_dir():
             return iter(())
         keys = []
-        for dirpath, dirnames, filenames in os.walk(base):
+        if base.is_symlink() or any(p.is_symlink() for p in base.parents if self.root in p.parents):
+            raise InvalidArgument(f"prefix {prefix[:200]!r} names a symbolic link", field="prefix")
+        for dirpath, dirnames, filenames in os.walk(base):  # os.walk never descends into links
             dirnames[:] = sorted(d for d in dirnames if d != _HIDDEN)
             rel = Path(dirpath).relative_to(self.root)
             for name in filenames:
                 if name.startswith(".") and name.endswith(".part"):
                     continue
+                if os.path.islink(os.path.join(dirpath, name)):
+                    continue  # a link placed in the store is no object of ours
                 keys.append(str(rel / name) if str(rel) != "." else name)
         return iter(sorted(keys))
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
-        self._meta(key).unlink(missing_ok=True)
+        path, meta = self._path(key), self._meta(key)
+        path.unlink(missing_ok=True)
+        meta.unlink(missing_ok=True)
+        # No empty folders left behind (a job's frames/, faces_a/, ... once their objects are gone).
+        _remove_empty_parents(path.parent, self.root)
+        _remove_empty_parents(meta.parent, self.meta_root)
+
+    def prune(self, prefix: str) -> int:
+        prefix = validate_prefix(prefix)
+        if not prefix:
+            return 0
+        removed = 0
+        base, meta_base = self.root / prefix, self.meta_root / prefix
+        for top, is_meta in ((base, False), (meta_base, True)):
+            if not top.is_dir() or top.is_symlink():
+                continue
+            for dirpath, dirnames, filenames in os.walk(top, topdown=False):
+                here = Path(dirpath)
+                for name in filenames:
+                    path = here / name
+                    orphan = (
+                        is_meta
+                        and name.endswith(".json")
+                        and not (self.root / path.relative_to(self.meta_root).with_suffix("")).is_file()
+                    )
+                    if orphan or (name.startswith(".") and name.endswith(".part")):
+                        path.unlink(missing_ok=True)
+                        removed += 1
+                for name in dirnames:
+                    with contextlib.suppress(OSError):  # not empty: kept
+                        (here / name).rmdir()
+            with contextlib.suppress(OSError):
+                top.rmdir()
+            _remove_empty_parents(top.parent, self.meta_root if is_meta else self.root)
+        return removed
 
     def delete_prefix(self, prefix: str) -> int:
         count = super().delete_prefix(prefix)
@@ -270,11 +357,25 @@ class LocalStore(ObjectStore):
         return count
 
 
+def _remove_empty_parents(folder: Path, root: Path) -> None:
+    """Removes folder and its parents while they are empty, never root or anything above it."""
+    while folder != root and root in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (or already gone, or read-only): stop there
+            return
+        folder = folder.parent
+
+
 def _atomic_write_text(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 class S3Store(ObjectStore):

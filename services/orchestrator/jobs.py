@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import PurePosixPath
 
 from services.common.auth import ANONYMOUS, current_client
-from services.common.errors import InvalidArgument, NotFound, PermissionDenied
+from services.common.errors import InvalidArgument, NotFound, PermissionDenied, echo
 from services.common.limits import check_count, check_image, check_train_steps, load_limits
 from services.common.pb.faceswap.v1 import common_pb2, jobs_pb2
 from services.common.storage import ObjectStore, join_key, validate_key, validate_prefix
@@ -120,7 +120,7 @@ def parse_job_name(name: str, field: str = "name") -> str:
     if not re.fullmatch(r"[0-9a-f]{32}", job_id or ""):
         if not name:
             raise InvalidArgument("is required ('jobs/{id}')", field=field)
-        raise NotFound(f"job {name!r} not found")
+        raise NotFound(f"job {echo(name)} not found")
     return job_id
 
 
@@ -149,7 +149,7 @@ def known_presets() -> tuple[str, ...]:
 def _choice(value: str, allowed: tuple[str, ...], field: str) -> None:
     if value not in allowed:
         names = ", ".join(repr(a) for a in allowed if a)
-        raise InvalidArgument(f"unknown value {value!r} (use one of {names})", field=field)
+        raise InvalidArgument(f"unknown value {echo(value)} (use one of {names})", field=field)
 
 
 def _range(value: float, lo: float, hi: float, field: str) -> None:
@@ -162,7 +162,8 @@ def _check_ref(store: ObjectStore, ref: common_pb2.ObjectRef, field: str) -> Non
         raise InvalidArgument("object key is required", field=f"{field}.key")
     if ref.bucket and ref.bucket != store.bucket:
         raise InvalidArgument(
-            f"bucket {ref.bucket!r} is not this platform's bucket {store.bucket!r}", field=f"{field}.bucket"
+            f"bucket {echo(ref.bucket)} is not this platform's bucket {store.bucket!r}",
+            field=f"{field}.bucket",
         )
     try:
         validate_key(ref.key)
@@ -312,14 +313,11 @@ def validate_spec(spec: jobs_pb2.SwapJobSpec, store: ObjectStore) -> None:
 
     if opts.output_codec and not re.fullmatch(r"[A-Za-z0-9_]{1,32}", opts.output_codec):
         raise InvalidArgument(
-            f"{opts.output_codec!r} is not an encoder name", field="spec.options.output_codec"
+            f"{echo(opts.output_codec)} is not an encoder name", field="spec.options.output_codec"
         )
     _range(opts.output_crf, 0, 63, "spec.options.output_crf")
     if opts.model_prefix:
-        try:
-            prefix = validate_prefix(opts.model_prefix)
-        except InvalidArgument as exc:
-            raise InvalidArgument(exc.message, field="spec.options.model_prefix") from None
+        prefix = validate_prefix(opts.model_prefix, field="spec.options.model_prefix")
         if not store.exists(join_key(prefix, "checkpoint.pt")):
             raise NotFound(f"spec.options.model_prefix: no checkpoint under {prefix!r}")
 

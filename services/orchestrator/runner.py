@@ -188,6 +188,9 @@ class JobRunner:
         attempt = 0
         op: common_pb2.Operation | None = None
         seen = _Seen(alive=stage_started)
+        # Since when the operation keeps failing transiently (a storage fault, say) without progress:
+        # its restarts then do not reset the retry window or the backoff.
+        failing_since: float | None = None
         start = common_pb2.StartOperationRequest(
             name=name, method=method, request=request.SerializeToString()
         )
@@ -206,7 +209,8 @@ class JobRunner:
                 if op is None:
                     seen.received = False
                     op = self._unary(ctx, stub.StartOperation, start, SHORT_TIMEOUT).operation
-                    seen.alive, attempt = time.monotonic(), 0
+                    if failing_since is None:
+                        seen.alive, attempt = time.monotonic(), 0
                 if not op.done:
                     op = self._watch_operation(ctx, stub, op, stage, total, seen)
             except grpc.RpcError as exc:
@@ -226,7 +230,9 @@ class JobRunner:
                 code = _status_code(op.error.code)
                 if code in TRANSIENT or (code == grpc.StatusCode.CANCELLED and not ctx.cancelled.is_set()):
                     err = _OperationError(code, op.error.message)
-                    attempt = self._retry_or_raise(ctx, stage, err, seen.alive, attempt)
+                    if failing_since is None or seen.progress_at > failing_since:
+                        failing_since, attempt = time.monotonic(), 0
+                    attempt = self._retry_or_raise(ctx, stage, err, failing_since, attempt)
                     op = None  # a transient failure: start it again after the backoff
                     continue
                 if code == grpc.StatusCode.CANCELLED:
@@ -272,6 +278,8 @@ class JobRunner:
                 last = resp.operation
                 seen.alive, seen.received = time.monotonic(), True
                 done, note = int(last.done_units), last.message
+                if done > seen.shown[0] >= 0:
+                    seen.progress_at = time.monotonic()
                 if (done, note) != seen.shown and not last.done:
                     ctx.progress(
                         stage,
@@ -823,6 +831,7 @@ class _Seen:
 
     alive: float
     received: bool = False
+    progress_at: float = 0.0  # when done units last grew
     shown: tuple[int, str] = (-1, "")
 
 

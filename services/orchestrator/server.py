@@ -18,11 +18,11 @@ import grpc
 
 from services.common.auth import current_client
 from services.common.config import load_settings
-from services.common.errors import AlreadyExists, InvalidArgument, NotFound, ResourceExhausted
+from services.common.errors import AlreadyExists, InvalidArgument, NotFound, ResourceExhausted, echo
 from services.common.pb.faceswap.v1 import common_pb2, jobs_pb2, jobs_pb2_grpc
 from services.common.server import ServiceSpec, serve
 from services.common.storage import CHUNK, ObjectStore, open_store, validate_key
-from services.orchestrator.cleanup import cleanup_job
+from services.orchestrator.cleanup import cleanup_due, run_cleanup
 from services.orchestrator.jobs import (
     PROTO_TO_STATE,
     STATE_TO_PROTO,
@@ -98,7 +98,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
             owner=client,
         )
         if not created and job.owner != client:
-            raise AlreadyExists(f"request_id {request.request_id!r} belongs to another client")
+            raise AlreadyExists(f"request_id {echo(request.request_id)} belongs to another client")
         return jobs_pb2.SubmitSwapJobResponse(job=self._proto(job), created=created)
 
     def GetJob(self, request, context):  # noqa: N802
@@ -150,8 +150,11 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     def CancelJob(self, request, context):  # noqa: N802
         job = self._job(request.name)
         job = self.jobs.request_cancel(job.id)
-        if job.state == CANCELLED:  # cancelled while queued: no worker will clean up after it
-            cleanup_job(self.objects, self.jobs, job.id, job.state, job.spec)
+        if job.state == CANCELLED and job.cleanup_after:  # cancelled while queued: no worker cleans up
+            if self.settings.failed_retention_seconds:
+                self.jobs.set_cleanup(job.id, cleanup_due(CANCELLED, self.settings))
+            else:
+                run_cleanup(self.objects, self.jobs, job.id, self.settings)
         if self.scheduler is not None:
             self.scheduler.cancel_local(job.id)
         return jobs_pb2.CancelJobResponse(job=self._proto(job))
@@ -189,7 +192,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     def DownloadFile(self, request, context) -> Iterator[jobs_pb2.DownloadFileResponse]:  # noqa: N802
         ref = request.object
         if ref.bucket and ref.bucket != self.objects.bucket:
-            raise InvalidArgument(f"unknown bucket {ref.bucket!r}", field="object.bucket")
+            raise InvalidArgument(f"unknown bucket {echo(ref.bucket)}", field="object.bucket")
         try:
             key = validate_key(ref.key)
         except InvalidArgument as exc:

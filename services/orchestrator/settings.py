@@ -17,6 +17,14 @@ ORCHESTRATOR_ENV_DOCS: dict[str, tuple[str, str]] = {
     "FACESWAP_WORKER_ID": ("", "stable orchestrator id (a restart reclaims its own jobs at once)"),
     "FACESWAP_MAX_UPLOAD_MB": ("2048", "largest file UploadFile accepts, MiB (see services.common.limits)"),
     "FACESWAP_POLL_SECONDS": ("1.0", "how often idle workers and SQLite watchers poll the database"),
+    "FACESWAP_FAILED_RETENTION_S": (
+        "0",
+        "seconds a FAILED/CANCELLED job's temporary objects are kept (debugging) before the sweep removes them",
+    ),
+    "FACESWAP_CLEANUP_SWEEP_S": (
+        "30",
+        "how often ended jobs whose clean-up failed (storage down) or is postponed are cleaned up again",
+    ),
 }
 
 
@@ -33,6 +41,8 @@ class OrchestratorSettings:
     worker_id: str
     max_upload_bytes: int
     poll_seconds: float
+    failed_retention_seconds: float = 0.0
+    cleanup_sweep_seconds: float = 30.0
 
 
 def load_orchestrator_settings() -> OrchestratorSettings:
@@ -45,4 +55,6 @@ def load_orchestrator_settings() -> OrchestratorSettings:
         worker_id=worker,
         max_upload_bytes=int(float(orch_env("FACESWAP_MAX_UPLOAD_MB")) * 1024 * 1024),
         poll_seconds=max(0.05, float(orch_env("FACESWAP_POLL_SECONDS"))),
+        failed_retention_seconds=max(0.0, float(orch_env("FACESWAP_FAILED_RETENTION_S"))),
+        cleanup_sweep_seconds=max(0.2, float(orch_env("FACESWAP_CLEANUP_SWEEP_S"))),
     )

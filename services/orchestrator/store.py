@@ -84,6 +84,7 @@ class JobRecord:
     lease_expires: float = 0.0
     created_at: float = 0.0
     updated_at: float = 0.0
+    cleanup_after: float = 0.0  # when its temporary objects are due for removal; 0 = none pending
 
     @property
     def terminal(self) -> bool:
@@ -455,8 +456,10 @@ class JobStore(ABC):
         error_where: str = "",
         output_key: str = "",
         report_key: str = "",
+        cleanup_after: float = 0.0,
     ) -> JobRecord:
-        """Moves a leased job to a terminal state and releases the lease."""
+        """Moves a leased job to a terminal state and releases the lease; ``cleanup_after``: when its
+        temporary objects are due for removal (0 = now), recorded so a failed clean-up is retried."""
         if state not in TERMINAL_STATES:
             raise ValueError(f"{state} is not a terminal state")
         with self._tx() as cur:
@@ -466,7 +469,7 @@ class JobStore(ABC):
                     "UPDATE jobs SET state = ?, error_code = ?, error_message = ?, error_where = ?, "
                     "output_key = CASE WHEN ? = '' THEN output_key ELSE ? END, "
                     "report_key = CASE WHEN ? = '' THEN report_key ELSE ? END, eta_seconds = 0, "
-                    "lease_owner = '', lease_expires = 0, updated_at = ? "
+                    "lease_owner = '', lease_expires = 0, updated_at = ?, cleanup_after = ? "
                     "WHERE id = ? AND lease_owner = ? AND state IN (?, ?) RETURNING *"
                 ),
                 (
@@ -479,6 +482,7 @@ class JobStore(ABC):
                     report_key,
                     report_key,
                     now,
+                    cleanup_after or now,
                     job_id,
                     worker,
                     *ACTIVE_STATES,
@@ -499,6 +503,24 @@ class JobStore(ABC):
         self._wake()
         return self.get_job(job_id)
 
+    # ---- clean-up of ended jobs ---------------------------------------------------------------
+    def set_cleanup(self, job_id: str, when: float) -> None:
+        """When the job's temporary objects are due for removal; 0 = done (nothing pending)."""
+        with self._tx() as cur:
+            cur.execute(self._sql("UPDATE jobs SET cleanup_after = ? WHERE id = ?"), (when, job_id))
+
+    def due_cleanups(self, now: float, limit: int = 100) -> list[JobRecord]:
+        """Ended jobs whose clean-up is due (failed before, or postponed by a retention setting)."""
+        with self._read() as cur:
+            rows = cur.execute(
+                self._sql(
+                    "SELECT * FROM jobs WHERE cleanup_after > 0 AND cleanup_after <= ? "
+                    "AND state IN (?, ?, ?) ORDER BY cleanup_after LIMIT ?"
+                ),
+                (now, *sorted(TERMINAL_STATES), limit),
+            ).fetchall()
+        return [_record(r) for r in rows]
+
     def request_cancel(self, job_id: str) -> JobRecord:
         """QUEUED -> CANCELLED at once; RUNNING -> CANCELLING (its worker stops it); else unchanged."""
         with self._tx() as cur:
@@ -511,8 +533,8 @@ class JobStore(ABC):
             new_state = {QUEUED: CANCELLED, RUNNING: CANCELLING}.get(row["state"])
             if new_state is not None:
                 cur.execute(
-                    self._sql("UPDATE jobs SET state = ?, updated_at = ? WHERE id = ?"),
-                    (new_state, now, job_id),
+                    self._sql("UPDATE jobs SET state = ?, updated_at = ?, cleanup_after = ? WHERE id = ?"),
+                    (new_state, now, now if new_state == CANCELLED else 0.0, job_id),
                 )
                 self._append_event(cur, job_id, {"state": new_state, "message": "cancel requested"}, now)
         if new_state is not None:

@@ -17,7 +17,7 @@ import grpc
 from prometheus_client import Counter, Gauge
 
 from services.common.pb.faceswap.v1 import jobs_pb2
-from services.orchestrator.cleanup import cleanup_job
+from services.orchestrator.cleanup import cleanup_due, run_cleanup, sweep
 from services.orchestrator.runner import JobCancelled, JobRunner, StageFailed
 from services.orchestrator.settings import OrchestratorSettings, load_orchestrator_settings
 from services.orchestrator.store import (
@@ -118,6 +118,7 @@ class Scheduler:
         self._lock = threading.Lock()
         self._loop: threading.Thread | None = None
         self._heartbeat: threading.Thread | None = None
+        self._sweeper: threading.Thread | None = None
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -126,8 +127,10 @@ class Scheduler:
             log.info("resuming %d job(s) of this worker id", reclaimed)
         self._loop = threading.Thread(target=self._claim_loop, name="job-claims", daemon=True)
         self._heartbeat = threading.Thread(target=self._heartbeat_loop, name="job-leases", daemon=True)
+        self._sweeper = threading.Thread(target=self._sweep_loop, name="job-cleanup", daemon=True)
         self._loop.start()
         self._heartbeat.start()
+        self._sweeper.start()
 
     def stop(self, timeout: float = 20.0) -> None:
         """Stops claiming, interrupts running jobs and releases their leases for another worker."""
@@ -140,7 +143,7 @@ class Scheduler:
         deadline = time.monotonic() + timeout
         for thread, _ctx in running:
             thread.join(max(0.1, deadline - time.monotonic()))
-        for thread in (self._loop, self._heartbeat):
+        for thread in (self._loop, self._heartbeat, self._sweeper):
             if thread is not None:
                 thread.join(2)
 
@@ -202,6 +205,18 @@ class Scheduler:
                     ctx.cancelled.set()
                 except Exception as exc:
                     log.warning("renewing the lease of job %s failed: %s", job_id, exc)
+
+    def _sweep_loop(self) -> None:
+        """Ended jobs whose clean-up failed (storage down) or was postponed (retention) are cleaned
+        up once it is due and storage answers again."""
+        objects = getattr(self.runner, "objects", None)
+        if objects is None:
+            return
+        while not self._stop.wait(self.settings.cleanup_sweep_seconds):
+            try:
+                sweep(objects, self.store, self.settings)
+            except Exception as exc:  # database briefly unreachable: next round
+                log.warning("cleanup sweep failed: %s", exc)
 
     def _start_job(self, job: JobRecord) -> None:
         ctx = JobContext(self.store, job, self.worker_id)
@@ -276,7 +291,8 @@ class Scheduler:
 
     def _finish(self, job_id: str, state: str, **kwargs: Any) -> None:
         try:
-            self.store.finish_job(job_id, self.worker_id, state, **kwargs)
+            due = cleanup_due(state, self.settings)
+            self.store.finish_job(job_id, self.worker_id, state, cleanup_after=due, **kwargs)
             JOBS_FINISHED.labels(state).inc()
             log.info("job %s %s", job_id, state, extra={"job": job_id})
         except LeaseLost:
@@ -284,7 +300,7 @@ class Scheduler:
             return
         objects = getattr(self.runner, "objects", None)
         if objects is not None:  # frames, crops and uploads are scratch once the job is over
-            cleanup_job(objects, self.store, job_id, state, self.store.get_job(job_id).spec)
+            run_cleanup(objects, self.store, job_id, self.settings)  # if it fails: the sweep retries
 
     def _release(self, job_id: str, message: str) -> None:
         try:
