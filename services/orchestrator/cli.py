@@ -1,4 +1,4 @@
-"""``faceswap serve``, ``faceswap swap`` and ``faceswap jobs list|get|watch|cancel|migrate``."""
+"""``faceswap serve``, ``faceswap swap`` and ``faceswap jobs list|get|watch|cancel|download|migrate``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import grpc
 from google.protobuf import json_format
 
 from services.common.config import load_settings
-from services.common.errors import InvalidArgument, NotFound, from_rpc_error
+from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, from_rpc_error
 from services.common.pb.faceswap.v1 import jobs_pb2
 from services.orchestrator.client import JobClient, state_name
 from services.orchestrator.jobs import IMAGE_EXTS, VIDEO_EXTS
@@ -89,6 +89,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.add_argument("name", help="jobs/{id} or the id")
         q.add_argument("--json", action="store_true")
         q.set_defaults(func=func)
+    q = jsub.add_parser("download", help="save a succeeded job's output video (and its report)")
+    q.add_argument("name", help="jobs/{id} or the id")
+    q.add_argument("-o", "--output", type=Path, required=True, help="where to save the video")
+    q.add_argument("--report", type=Path, help="also save the quality report (HTML) here")
+    q.set_defaults(func=cmd_jobs_download)
     q = jsub.add_parser("migrate", help="apply job database migrations (FACESWAP_DB_URL) and exit")
     q.set_defaults(func=cmd_jobs_migrate)
 
@@ -127,11 +132,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         for name in wanted:
             print(f"  {name:<13} {group.address(name)}")
         print("job API ready at", group.jobs_address, "- Ctrl-C stops everything")
-        while not stop.wait(1.0):
-            dead = [n for n, p in group.procs.items() if p.poll() is not None]
-            if dead:
-                print(f"faceswap: service {', '.join(dead)} exited; stopping (logs in {group.log_dir})")
-                return 1
+        # A service that dies is restarted with backoff; the others (and the jobs) carry on.
+        group.supervise(stop, say=lambda line: print(line, flush=True))
     finally:
         print("stopping services...")
         group.stop()
@@ -348,6 +350,25 @@ def cmd_jobs_watch(args: argparse.Namespace) -> int:
 def cmd_jobs_cancel(args: argparse.Namespace) -> int:
     with _client(args) as client:
         _print_job(client.cancel(args.name), args.json)
+    return 0
+
+
+@_rpc_errors
+def cmd_jobs_download(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        job = client.get(args.name)
+        if job.state != jobs_pb2.JOB_STATE_SUCCEEDED or not job.output.key:
+            reason = f" ({job.error.where}: {job.error.message})" if job.error.message else ""
+            raise FailedPrecondition(
+                f"job {job.name} is {state_name(job.state).lower()}{reason}: it has no output to download"
+            )
+        client.download(job.output, args.output)
+        print(f"output: {args.output}")
+        if args.report is not None:
+            if not job.report.key:
+                raise NotFound(f"job {job.name} has no quality report")
+            client.download(job.report, args.report)
+            print(f"quality report: {args.report}")
     return 0
 
 

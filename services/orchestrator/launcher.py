@@ -14,8 +14,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -178,6 +179,44 @@ class ServiceGroup:
                 if attempt == attempts - 1 or self.procs[name].poll() is None:
                     raise
                 time.sleep(1.0)
+
+    def supervise(
+        self,
+        stop: threading.Event,
+        say: Callable[[str], None] = print,
+        base_delay: float = 1.0,
+        max_delay: float = 30.0,
+        healthy_after: float = 60.0,
+        poll: float = 0.5,
+    ) -> None:
+        """Until stop is set: a service that exits is started again on its port after a backoff
+        (base_delay, doubling to max_delay; reset once it has run healthy_after seconds), so one
+        crash does not stop the others; jobs in flight retry UNAVAILABLE meanwhile (the orchestrator
+        itself resumes its jobs when restarted)."""
+        failures = dict.fromkeys(self.procs, 0)
+        started = dict.fromkeys(self.procs, time.monotonic())
+        due: dict[str, float] = {}
+        while not stop.wait(poll):
+            now = time.monotonic()
+            for name, proc in list(self.procs.items()):
+                if proc.poll() is None:
+                    if failures.get(name) and now - started[name] > healthy_after:
+                        failures[name] = 0
+                    continue
+                if name not in due:
+                    failures[name] = failures.get(name, 0) + 1
+                    delay = min(max_delay, base_delay * 2 ** (failures[name] - 1))
+                    due[name] = now + delay
+                    logs = f" (logs: {self.log_dir / (name + '.log')})" if self.log_dir else ""
+                    say(
+                        f"faceswap: service {name} exited with code {proc.returncode}; "
+                        f"restarting it in {delay:.0f} s{logs}"
+                    )
+                elif now >= due[name]:
+                    del due[name]
+                    self.start_one(name, wait=False)
+                    started[name] = time.monotonic()
+                    say(f"faceswap: service {name} restarted on {self.address(name)}")
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.procs.get(name)
