@@ -12,6 +12,7 @@ import grpc
 
 from services.common.config import load_settings
 from services.common.errors import InvalidArgument
+from services.common.operations import report_progress
 from services.common.pb.faceswap.v1 import common_pb2, detector_pb2, detector_pb2_grpc
 from services.common.server import ServiceSpec, serve
 from services.common.storage import ObjectInfo, ObjectStore, open_store
@@ -146,6 +147,7 @@ class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
             start=int(rng.start),
             end=int(rng.end) or None,
             step=int(rng.step) or 1,
+            on_progress=lambda n, _r: report_progress(n),  # frames done, while the operation runs
         )
         info = self.store.stat(summary.alignments_key)
         return detector_pb2.ExtractFaceSetResponse(
