@@ -24,6 +24,8 @@ import time
 import uuid
 from pathlib import Path
 
+from services.converter.options import METHODS, ConvertOptions
+
 # ---- tune the demo here ------------------------------------------------------------------------
 PRESET = "demo"  # trainer preset (services/trainer/model.py PRESETS)
 # Fine-tuning steps (about 180 s on 2 cores); the time budget below stops slower machines earlier.
@@ -71,6 +73,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=0, help="training steps (0 = the demo's default)")
     p.add_argument("--max-seconds", type=float, default=None, help="training time budget")
     p.add_argument("--preset", default=PRESET)
+    p.add_argument(
+        "--method", default=ConvertOptions().method, choices=list(METHODS),
+        help="retrieval (default): B's real faces, no training; hybrid / autoencoder fine-tune the "
+        "warm start first",
+    )  # fmt: skip
     p.add_argument("--size", type=int, default=SIZE)
     p.add_argument("--keep-data", action="store_true", help="keep the previous run's data folder")
     return p.parse_args(argv)
@@ -97,10 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     if budget is None:
         budget = MAX_SECONDS if warm else MAX_SECONDS_FROM_SCRATCH
     print(f"demo: A = {VIDEO_A.name}, B = faces of {VIDEO_B.name}")
-    print(
-        f"demo: preset {args.preset}, training budget {budget:.0f} s, "
-        + (f"warm start {warm.relative_to(ROOT)}" if warm else "training from scratch")
-    )
+    trains = ConvertOptions(method=args.method).needs_model
+    if trains:
+        print(
+            f"demo: method {args.method}, preset {args.preset}, training budget {budget:.0f} s, "
+            + (f"warm start {warm.relative_to(ROOT)}" if warm else "training from scratch")
+        )
+    else:
+        print(f"demo: method {args.method}: B's real faces from B's video, no training")
     started = time.monotonic()
     print(f"demo: starting the services (logs in {out / 'logs'})...")
     with ServiceGroup(log_dir=out / "logs", env={"FACESWAP_WORKER_ID": "demo"}) as group:
@@ -114,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             o.detect.size, o.detect.detect_max_side = args.size, DETECT_MAX_SIDE
             o.convert.color, o.convert.blend, o.convert.smooth = COLOR, BLEND, SMOOTH
             o.convert.mask_erode = MASK_ERODE
+            o.convert.method = args.method
             o.evaluate_max_frames = EVALUATE_MAX_FRAMES
             if warm is not None:
                 o.train.warm_start.CopyFrom(client.upload(warm))

@@ -160,6 +160,7 @@ def run_convert(args: argparse.Namespace) -> dict[str, Any]:
         start=start,
         end=end,
         on_progress=_progress_logger("convert"),
+        faces_b=args.faces_b or "",
     )
     return {"stage": "convert", "index": index, "start": start, "end": end, "result": _plain(summary)}
 
@@ -176,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     convert = sub.add_parser("convert", help="one frame range of a conversion (an Indexed Job pod)")
     convert.add_argument("--frames", required=True, help="prefix of the extracted frames")
     convert.add_argument("--alignments", required=True, help="alignments.json key")
-    convert.add_argument("--model", required=True, help="model prefix")
+    convert.add_argument("--model", default="", help="model prefix (not needed by method retrieval)")
+    convert.add_argument("--faces-b", default="", help="B's face set alignments key (real-face methods)")
     convert.add_argument("--output", required=True, help="prefix for converted frames")
     convert.add_argument("--total-frames", type=int, required=True, help="frames in the whole video")
     convert.add_argument("--chunk-size", type=int, required=True, help="frames per completion index")

@@ -8,14 +8,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-from services.common.errors import InvalidArgument, NotFound
+from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.common.storage import LocalStore
+from services.converter.faces_b import FaceBank
 from services.converter.options import (
     BLENDS,
     COLORS,
     DIRECTIONS,
     GEOMETRIES,
     MASKS,
+    METHODS,
     SMOOTHERS,
     ConvertOptions,
 )
@@ -32,7 +34,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("-i", "--input", required=True, help="frames folder or video file")
     p.add_argument("-o", "--output", required=True, help="output folder or video file (.mp4, .mkv, ...)")
-    p.add_argument("-m", "--model", required=True, help="model folder (checkpoint.pt) or a .pt file")
+    p.add_argument(
+        "-m", "--model", default=None,
+        help="model folder (checkpoint.pt) or a .pt file (methods hybrid and autoencoder)",
+    )  # fmt: skip
+    p.add_argument(
+        "--method", choices=list(METHODS), default=None,
+        help=f"retrieval: B's real faces from --faces-b, relit with A's light (no model); hybrid: "
+        "B's real faces, and the model's face where B's footage lacks A's expression; autoencoder: "
+        f"the model's face (default: {defaults.method} with --faces-b, autoencoder with only -m)",
+    )  # fmt: skip
+    p.add_argument(
+        "--faces-b", default=None,
+        help="B's footage for the retrieval/hybrid methods: a video, a photos folder, or a frames "
+        "folder with its alignments.json",
+    )  # fmt: skip
     p.add_argument("--alignments", help="alignments.json (default: INPUT/alignments.json for folders)")
     p.add_argument("--mask", choices=list(MASKS), default=defaults.mask)
     p.add_argument("--mask-erode", type=int, default=defaults.mask_erode, help="pixels at face size")
@@ -68,7 +84,17 @@ def _options(args: argparse.Namespace) -> ConvertOptions:
         geometry=args.geometry,
         direction=args.direction,
         batch_size=args.batch_size,
+        method=_method(args),
     ).validate()
+
+
+def _method(args: argparse.Namespace) -> str:
+    """An explicit --method wins; a model without B's footage means the classic autoencoder."""
+    if args.method:
+        return args.method
+    if args.model and not args.faces_b:
+        return "autoencoder"
+    return ConvertOptions().method
 
 
 def _file_store(path: Path) -> tuple[LocalStore, str]:
@@ -97,14 +123,67 @@ class _Progress:
         self.bar.close()
 
 
+def _bank(path_arg: str) -> FaceBank:
+    """B's face bank from a video, a photos folder or a frames folder with alignments.json."""
+    from services.converter.faces_b import bank_from_alignments, build_bank
+    from services.converter.video import detect_video, is_video_path
+    from services.detector.extract import detect_images, list_dir_images
+    from services.detector.images import decode_image
+    from services.media.core import read_frames
+
+    path = Path(path_arg)
+    if not path.exists():
+        raise NotFound(f"--faces-b {path_arg!r} not found")
+    if path.is_file():
+        if not is_video_path(path):
+            raise InvalidArgument("--faces-b must be a video or a folder", field="faces_b")
+        bar = _Progress("faces of B", None)
+        alignments = detect_video(path, 0, None, lambda n: bar(n))
+        bar.close()
+        records = alignments.by_index()
+        return build_bank(
+            (
+                (i, f"{i:08d}", frame, [f.landmarks_array for f in records[i].faces])
+                for i, frame in read_frames(path)
+                if i in records and records[i].status == "ok"
+            ),
+            str(path),
+        )
+    store = LocalStore(path, "")
+    if (path / "alignments.json").is_file():
+        try:
+            return bank_from_alignments(store, "alignments.json")
+        except FailedPrecondition:
+            pass  # alignments of a video's crops only: detect on the images instead
+    items = list_dir_images(path)
+    images = [decode_image(p.read_bytes()) for _, p in items]
+    records = detect_images(images)
+    return build_bank(
+        (
+            (i, p.name, img, [f.landmarks_array for f in rec.faces])
+            for (i, p), img, rec in zip(items, images, records, strict=True)
+            if img is not None and rec.status == "ok"
+        ),
+        str(path),
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from services.converter.swap import convert_frames, load_model
     from services.converter.video import convert_video, detect_video, is_video_path
     from services.detector.alignments import Alignments
 
     options = _options(args)
-    source, output, model_path = Path(args.input), Path(args.output), Path(args.model)
-    model_store, model_prefix = _model_store(model_path)
+    source, output = Path(args.input), Path(args.output)
+    if options.needs_model and not args.model:
+        raise InvalidArgument(f"method {options.method!r} needs a trained model (-m)", field="model")
+    if options.needs_faces_b and not args.faces_b:
+        raise InvalidArgument(
+            f"method {options.method!r} renders B from B's own footage: give --faces-b", field="faces_b"
+        )
+    model_store, model_prefix = (
+        _model_store(Path(args.model)) if args.model else (LocalStore(Path("."), ""), "")
+    )
     if not source.exists():
         raise NotFound(f"input {str(source)!r} not found")
     if output.resolve() == source.resolve():
@@ -117,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
         info = probe(source)  # a bad video fails here, before the detector or the model load
         total = max(0, min(args.end or info.frame_count, info.frame_count) - args.start)
         model, config = load_model(model_store, model_prefix, options, args.device)
+        bank = _bank(args.faces_b) if options.needs_faces_b else None
         if args.alignments:
             store, key = _file_store(Path(args.alignments))
             alignments = Alignments.loads(store.get_bytes(key))
@@ -127,8 +207,9 @@ def run(args: argparse.Namespace) -> int:
         out_store = None if video_out else LocalStore(output, "")
         bar = _Progress("convert", total)
         summary = convert_video(
-            source, output, model, config, alignments, options, args.start, args.end, bar, out_store
-        )
+            source, output, model, config, alignments, options, args.start, args.end, bar, out_store,
+            bank=bank,
+        )  # fmt: skip
         bar.close()
     else:  # a frames folder
         frames_store = LocalStore(source, "")
@@ -157,6 +238,7 @@ def run(args: argparse.Namespace) -> int:
                 model_store=model_store,
                 alignments_store=a_store,
                 device=args.device,
+                bank=_bank(args.faces_b) if options.needs_faces_b else None,
             )
             bar.close()
             if tmp is not None:

@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from services.converter.blend import blend
+from services.converter import appearance
+from services.converter.blend import alpha_blend, blend
 from services.converter.color import correct
 from services.converter.mask import build_mask
 from services.converter.options import ConvertOptions
 from services.converter.reshape import lock_expression
+
+if TYPE_CHECKING:
+    from services.converter.faces_b import FaceBank
 
 
 @dataclass
@@ -29,6 +34,8 @@ class FacePlan:
     slot: int
     matrix: np.ndarray
     landmarks: np.ndarray
+    # Faces of B per region with weights (appearance methods; None for the autoencoder's).
+    sources: dict[str, list[tuple[int, float]]] | None = None
 
 
 def refit_matrix(
@@ -79,15 +86,57 @@ class Pasted:
     alpha: np.ndarray
 
 
+def paste_real_face(
+    frame: np.ndarray,
+    plan: FacePlan,
+    face: np.ndarray | None,
+    bank: FaceBank,
+) -> Pasted | None:
+    """The appearance methods: B's real faces (``plan.sources``) placed on A's face, relit with A's
+    light; with the decoder's ``face`` (hybrid) its shape and expression under B's detail."""
+    if plan.sources is None:
+        return None
+    h, w = frame.shape[:2]
+    box = appearance.roi_box(plan.landmarks, w, h)
+    x0, y0, x1, y1 = box
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return None
+    roi = frame[y0:y1, x0:x1]
+    decoded, detail_px = None, 0.0
+    if face is not None:
+        m = plan.matrix.copy()
+        m[:, 2] += m[:, :2] @ np.array([x0, y0], np.float64)
+        decoded = cv2.warpAffine(
+            face, m, (x1 - x0, y1 - y0), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_CUBIC,
+            borderMode=cv2.BORDER_REFLECT,
+        )  # fmt: skip
+        # Finest detail the decoder draws, in frame pixels (about one model pixel).
+        detail_px = 1.2 / math.sqrt(abs(np.linalg.det(plan.matrix[:, :2])))
+    composed = appearance.compose(
+        roi, plan.landmarks, box, plan.sources, bank.images, bank.index.landmarks, decoded,
+        detail_px=detail_px,
+    )  # fmt: skip
+    if not composed.alpha.any():
+        return None
+    frame[y0:y1, x0:x1] = alpha_blend(composed.face, roi, composed.alpha)
+    return Pasted(box, composed.alpha)
+
+
 def paste_face(
     frame: np.ndarray,
     plan: FacePlan,
-    face: np.ndarray,
+    face: np.ndarray | None,
     predicted: np.ndarray | None,
     options: ConvertOptions,
+    bank: FaceBank | None = None,
 ) -> Pasted | None:
     """Warps the swapped face (float32 BGR 0..255, size x size) back into ``frame`` in place:
     mask, colour-correct, blend. None when the face lies outside the frame (nothing changed)."""
+    if options.needs_faces_b:
+        if bank is None:
+            raise ValueError(f"method {options.method!r} needs B's face bank")
+        return paste_real_face(frame, plan, face if options.method == "hybrid" else None, bank)
+    assert face is not None
     size = face.shape[0]
     h, w = frame.shape[:2]
     x0, y0, x1, y1 = face_roi(plan.matrix, size, w, h)

@@ -14,6 +14,12 @@ SMOOTHERS = ("none", "oneeuro", "savgol")
 DIRECTIONS = ("a_to_b", "b_to_a")
 # "source": bend the swapped face onto the source landmarks (keeps A's expression); "model": as drawn.
 GEOMETRIES = ("source", "model")
+# Where the swapped face's appearance comes from (docs/converter.md, "Methods"):
+# "hybrid": B's real faces for detail, the autoencoder for shape and expression, A's light;
+# "retrieval": B's real faces only (no model needed); "autoencoder": the decoder's face only.
+METHODS = ("hybrid", "retrieval", "autoencoder")
+# Methods that render from B's own footage, so a conversion needs B's face set.
+REAL_FACE_METHODS = ("hybrid", "retrieval")
 
 
 @dataclass
@@ -31,6 +37,15 @@ class ConvertOptions:
     direction: str = "a_to_b"
     batch_size: int = 16
     geometry: str = "source"
+    method: str = "retrieval"
+
+    @property
+    def needs_model(self) -> bool:
+        return self.method != "retrieval"
+
+    @property
+    def needs_faces_b(self) -> bool:
+        return self.method in REAL_FACE_METHODS
 
     def validate(self) -> ConvertOptions:
         for name, allowed in (
@@ -40,6 +55,7 @@ class ConvertOptions:
             ("smooth", SMOOTHERS),
             ("direction", DIRECTIONS),
             ("geometry", GEOMETRIES),
+            ("method", METHODS),
         ):
             value = getattr(self, name)
             if value not in allowed:

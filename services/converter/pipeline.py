@@ -121,14 +121,17 @@ class Engine:
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        model: torch.nn.Module | None,
         size: int,
         options: ConvertOptions,
         device: torch.device | str = "cpu",
         workers: int = 0,
         queue_frames: int | None = None,
+        bank: Any = None,
     ) -> None:
+        # model None: the retrieval method, which renders from B's face bank alone.
         self.model = model
+        self.bank = bank
         self.size = size
         self.options = options
         self.device = torch.device(device)
@@ -161,6 +164,9 @@ class Engine:
                 f"frame is {w}x{h} but its alignments were made on {task.width}x{task.height}",
             )
             return
+        if self.model is None:  # nothing to infer: one placeholder per face
+            task.crops = [np.zeros((0, 0, 3), np.uint8) for _ in task.faces]
+            return
         with _Timer(self.stats, "crop"):
             task.crops = [crop_face(task.image, f.matrix, self.size) for f in task.faces]
 
@@ -172,8 +178,10 @@ class Engine:
         return task
 
     @torch.inference_mode()
-    def _infer(self, crops: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray | None]]:
-        out: list[tuple[np.ndarray, np.ndarray | None]] = []
+    def _infer(self, crops: list[np.ndarray]) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
+        out: list[tuple[np.ndarray | None, np.ndarray | None]] = []
+        if self.model is None:
+            return [(None, None) for _ in crops]
         bs = self.options.batch_size
         for start in range(0, len(crops), bs):
             chunk = np.stack(crops[start : start + bs])
@@ -194,7 +202,7 @@ class Engine:
                 with _Timer(self.stats, "paste"):
                     frame = task.image.copy()  # type: ignore[union-attr]
                     for plan, (face, mask) in zip(task.faces, task.outputs, strict=True):
-                        if paste_face(frame, plan, face, mask, self.options):
+                        if paste_face(frame, plan, face, mask, self.options, self.bank):
                             task.swapped += 1
                 if task.swapped:
                     result = frame

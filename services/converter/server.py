@@ -49,8 +49,17 @@ class ConverterServicer(converter_pb2_grpc.ConverterServiceServicer):
             raise InvalidArgument("a frames prefix is required", field="frames_prefix")
         if not request.output_prefix:
             raise InvalidArgument("an output prefix is required", field="output_prefix")
-        if not request.model_prefix:
-            raise InvalidArgument("a model prefix is required", field="model_prefix")
+        options = ConvertOptions.from_proto(request.options if request.HasField("options") else None)
+        if options.needs_model and not request.model_prefix:
+            raise InvalidArgument(
+                f"a model prefix is required for method {options.method!r}", field="model_prefix"
+            )
+        if options.needs_faces_b and not request.faces_b.key:
+            raise InvalidArgument(
+                f"method {options.method!r} renders B from B's own frames: B's face set "
+                "(alignments key) is required",
+                field="faces_b.key",
+            )
         if not request.alignments.key:
             raise InvalidArgument("an alignments object key is required", field="alignments.key")
         if request.alignments.bucket and request.alignments.bucket != self.store.bucket:
@@ -59,7 +68,6 @@ class ConverterServicer(converter_pb2_grpc.ConverterServiceServicer):
                 f"{self.store.bucket!r})",
                 field="alignments.bucket",
             )
-        options = ConvertOptions.from_proto(request.options if request.HasField("options") else None)
         rng = request.range
         with self._slots:
             summary = convert_frames(
@@ -72,6 +80,7 @@ class ConverterServicer(converter_pb2_grpc.ConverterServiceServicer):
                 start=int(rng.start),
                 end=int(rng.end) if rng.end else None,  # 0 = to the last frame
                 step=int(rng.step) if rng.step else 1,
+                faces_b=request.faces_b.key,
             )
         return summary_to_pb(summary)
 

@@ -23,7 +23,9 @@ from prometheus_client import Counter, Gauge
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.common.metrics import StageTimer
 from services.common.storage import ObjectStore, join_key, validate_prefix
+from services.converter import appearance
 from services.converter.compose import FacePlan, refit_matrix
+from services.converter.faces_b import FaceBank, bank_from_alignments, require_faces_b
 from services.converter.options import ConvertOptions
 from services.converter.pipeline import Engine, FrameError, FrameTask, RunStats, decode_image
 from services.converter.smooth import build_tracks, smooth_tracks, smoothed_matrix
@@ -95,8 +97,12 @@ def pick_device(device: str = "auto") -> torch.device:
 
 def load_model(
     store: ObjectStore, model_prefix: str, options: ConvertOptions, device: str = "auto"
-) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The trained model for inference. NotFound / FailedPrecondition when missing or unusable."""
+) -> tuple[torch.nn.Module | None, dict[str, Any]]:
+    """The trained model for inference. NotFound / FailedPrecondition when missing or unusable.
+
+    The retrieval method needs none: (None, {}) then, whatever model_prefix says."""
+    if not options.needs_model:
+        return None, {}
     from services.trainer.checkpoint import load_for_inference
 
     model, config = load_for_inference(store, model_prefix.strip("/"), device=pick_device(device))
@@ -154,6 +160,24 @@ def build_plan(
             items.append(FacePlan(slot=slot, matrix=matrix, landmarks=lm))
         plan[f.index] = items
     return plan
+
+
+def attach_sources(plan: dict[int, list[FacePlan]], bank: FaceBank, cuts: tuple[int, ...] = ()) -> None:
+    """Chooses B's faces for every planned face: one whole-sequence choice per face slot, so a
+    still face keeps one face of B and a change of expression switches (with a cross-fade)."""
+    order = sorted(plan)
+    slots = {p.slot for i in order for p in plan[i]}
+    for slot in slots:
+        faces = [(i, p) for i in order for p in plan[i] if p.slot == slot]
+        queries = appearance.normalise(appearance.describe(np.stack([p.landmarks for _, p in faces])))
+        # A cut in A's video lets the choice jump freely there (sequence positions, not indices).
+        positions = {i: n for n, (i, _) in enumerate(faces)}
+        cut_steps = tuple(positions[c] for c in cuts if c in positions)
+        # A gap in A's frames (no face) also lets the choice start afresh.
+        gaps = tuple(n for n in range(1, len(faces)) if faces[n][0] - faces[n - 1][0] > 1)
+        chosen = appearance.plan_sources(queries, bank.index, cuts=cut_steps + gaps)
+        for (_, p), sources in zip(faces, chosen, strict=True):
+            p.sources = sources
 
 
 def select_range(
@@ -224,7 +248,7 @@ class StoreSink:
 
 
 def run_engine(
-    model: torch.nn.Module,
+    model: torch.nn.Module | None,
     config: dict[str, Any],
     options: ConvertOptions,
     tasks: Iterator[FrameTask] | list[FrameTask],
@@ -233,10 +257,11 @@ def run_engine(
     total: int,
     on_progress: Callable[[int, int], None] | None = None,
     workers: int = 0,
+    bank: FaceBank | None = None,
 ) -> ConvertSummary:
     """Runs the engine and turns its stats into a summary (and Prometheus metrics)."""
-    device = next(model.parameters()).device
-    engine = Engine(model, int(config["size"]), options, device=device, workers=workers)
+    device = next(model.parameters()).device if model is not None else torch.device("cpu")
+    engine = Engine(model, int(config.get("size", 64)), options, device=device, workers=workers, bank=bank)
     done = [0]
 
     def on_frame(task: FrameTask) -> None:
@@ -288,13 +313,20 @@ def convert_frames(
     device: str = "auto",
     workers: int = 0,
     fps: float = 30.0,
+    faces_b: str = "",
+    faces_b_store: ObjectStore | None = None,
+    bank: FaceBank | None = None,
 ) -> ConvertSummary:
     """Converts frames [start, end) (step) under frames_prefix into output_prefix.
 
     ``store`` holds the frames; output, model and alignments default to the same store (the CLI
     passes separate folder stores). ``on_progress(done, total)`` is called per frame written.
+    ``faces_b`` is B's alignments key (in ``faces_b_store``, default ``store``) for the methods
+    that render B from B's own frames.
     Raises InvalidArgument / NotFound / FailedPrecondition before any output is written."""
     options = (options or ConvertOptions()).validate()
+    if options.needs_faces_b and bank is None:
+        require_faces_b(options.method, faces_b)
     out_store = output_store or store
     frames_prefix = validate_prefix(frames_prefix)
     try:
@@ -326,7 +358,11 @@ def convert_frames(
     alignments = Alignments.loads(raw_alignments)
     match_alignments(alignments, selected)
     model, config = load_model(model_store or store, model_prefix, options, device)
+    config = config or {"size": alignments.size, "coverage": alignments.coverage}
     plan = build_plan(alignments, options, int(config["size"]), float(config["coverage"]), fps=fps)
+    if options.needs_faces_b:
+        bank = bank or bank_from_alignments(faces_b_store or store, faces_b)
+        attach_sources(plan, bank)
     records = alignments.by_index()
 
     # One frame decoded up front: a video of another size fails now, not once per frame.
@@ -344,7 +380,9 @@ def convert_frames(
         task.raw = store.get_bytes(task.name)
 
     sink = StoreSink(out_store, frames_prefix, output_prefix)
-    summary = run_engine(model, config, options, tasks, load, sink, len(tasks), on_progress, workers)
+    summary = run_engine(
+        model, config, options, tasks, load, sink, len(tasks), on_progress, workers, bank=bank
+    )
     summary.output_prefix = output_prefix
     log.info("converted frames", extra=summary.to_dict() | {"frame_errors": len(summary.frame_errors)})
     return summary

@@ -14,9 +14,10 @@ import numpy as np
 
 from services.common.errors import FailedPrecondition, InvalidArgument
 from services.common.storage import ObjectStore
+from services.converter.faces_b import FaceBank
 from services.converter.options import ConvertOptions
 from services.converter.pipeline import FrameTask
-from services.converter.swap import ConvertSummary, StoreSink, build_plan, run_engine
+from services.converter.swap import ConvertSummary, StoreSink, attach_sources, build_plan, run_engine
 from services.detector.alignments import Alignments
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v")
@@ -70,6 +71,7 @@ def convert_video(
     output_store: ObjectStore | None = None,
     crf: int = 18,
     preset: str = "medium",
+    bank: FaceBank | None = None,
 ) -> ConvertSummary:
     """Video -> video (with the source's audio) when output is a video path, else -> frames in
     output_store named {index:08d}.png."""
@@ -91,7 +93,12 @@ def convert_video(
             f"{info.width}x{info.height}"
         )
     fps = float(info.fps) if info.fps else 30.0
+    config = config or {"size": alignments.size, "coverage": alignments.coverage}
     plan = build_plan(alignments, options, int(config["size"]), float(config["coverage"]), fps=fps)
+    if options.needs_faces_b:
+        if bank is None:
+            raise InvalidArgument(f"method {options.method!r} needs B's faces", field="faces_b")
+        attach_sources(plan, bank)
 
     def tasks() -> Iterator[FrameTask]:
         for i, frame in read_frames(video, start, last, info=info):
@@ -106,12 +113,13 @@ def convert_video(
         )  # fmt: skip
         with writer:
             return run_engine(
-                model, config, options, tasks(), _no_load, VideoSink(writer), total, on_progress
-            )
+                model, config, options, tasks(), _no_load, VideoSink(writer), total, on_progress,
+                bank=bank,
+            )  # fmt: skip
     if output_store is None:
         raise InvalidArgument("an output folder or video path is required", field="output")
     sink = StoreSink(output_store, "", "")
-    return run_engine(model, config, options, tasks(), _no_load, sink, total, on_progress)
+    return run_engine(model, config, options, tasks(), _no_load, sink, total, on_progress, bank=bank)
 
 
 def _no_load(task: FrameTask) -> None:

@@ -58,6 +58,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model-prefix", default="", help="reuse this trained model (skip training)")
     p.add_argument("--detector", default="", choices=["", "hog", "cnn"])
     p.add_argument("--size", type=int, default=0, help="aligned face size (64 default)")
+    p.add_argument(
+        "--method", default="", choices=["", "retrieval", "hybrid", "autoencoder"],
+        help="how B's face is rendered (default retrieval: B's real faces, no training; hybrid and "
+        "autoencoder train a model first)",
+    )  # fmt: skip
     p.add_argument("--color", default="")
     p.add_argument("--blend", default="")
     p.add_argument("--smooth", default="")
@@ -190,6 +195,7 @@ def build_swap_spec(client: JobClient, args: argparse.Namespace) -> jobs_pb2.Swa
         o.train.warm_start.CopyFrom(client.upload(args.warm_start))
     o.detect.detector, o.detect.size = args.detector, args.size
     o.convert.color, o.convert.blend, o.convert.smooth = args.color, args.blend, args.smooth
+    o.convert.method = args.method
     o.output_codec, o.output_crf, o.model_prefix = args.codec, args.crf, args.model_prefix
     o.skip_evaluate = args.no_report
     return spec

@@ -25,6 +25,7 @@ from services.common.errors import InvalidArgument, NotFound, PermissionDenied, 
 from services.common.limits import check_count, check_image, check_train_steps, load_limits
 from services.common.pb.faceswap.v1 import common_pb2, jobs_pb2
 from services.common.storage import ObjectStore, join_key, validate_key, validate_prefix
+from services.converter.options import ConvertOptions
 from services.orchestrator.store import (
     CANCELLED,
     CANCELLING,
@@ -63,11 +64,6 @@ VIDEO_EXTS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg",
 
 # Option vocabularies from the proto contracts (empty = the service's default).
 DETECTORS = ("", "hog", "cnn")
-MASKS = ("", "hull", "components", "predicted")
-COLORS = ("", "mean", "reinhard", "histogram", "none")
-BLENDS = ("", "alpha", "seamless")
-SMOOTHERS = ("", "none", "oneeuro", "savgol")
-DIRECTIONS = ("", "a_to_b", "b_to_a")
 LOSSES = ("", "l1", "l1_ssim")
 FALLBACK_PRESETS = ("lite", "original", "demo", "tiny")
 
@@ -301,15 +297,13 @@ def validate_spec(spec: jobs_pb2.SwapJobSpec, store: ObjectStore) -> None:
         except InvalidArgument as exc:
             raise InvalidArgument(exc.message, field="spec.options.train.warm_start.key") from None
 
-    c = opts.convert
-    _choice(c.mask, MASKS, "spec.options.convert.mask")
-    _choice(c.color, COLORS, "spec.options.convert.color")
-    _choice(c.blend, BLENDS, "spec.options.convert.blend")
-    _choice(c.smooth, SMOOTHERS, "spec.options.convert.smooth")
-    _choice(c.direction, DIRECTIONS, "spec.options.convert.direction")
-    _range(c.batch_size, 0, 4096, "spec.options.convert.batch_size")
-    _range(c.mask_erode, -256, 256, "spec.options.convert.mask_erode")
-    _range(c.mask_blur, 0, 512, "spec.options.convert.mask_blur")
+    # The converter's own definition of its options (ranges, choices): a bad value is refused
+    # here, before any stage runs, with the same message the converter would give.
+    try:
+        ConvertOptions.from_proto(opts.convert if opts.HasField("convert") else None)
+    except InvalidArgument as exc:
+        field = (exc.field or "").removeprefix("options.")
+        raise InvalidArgument(exc.message, field=f"spec.options.convert.{field}") from None
 
     if opts.output_codec and not re.fullmatch(r"[A-Za-z0-9_]{1,32}", opts.output_codec):
         raise InvalidArgument(

@@ -400,6 +400,7 @@ def build_convert_job(
     settings: JobSettings | None = None,
     frames_per_chunk: int | None = None,
     parallelism: int | None = None,
+    faces_b: str = "",
 ) -> k8s.V1Job:
     """Conversion as an Indexed Job: completion index i converts frame range chunk_ranges(...)[i]."""
     settings = settings or JobSettings()
@@ -421,6 +422,7 @@ def build_convert_job(
         str(total_frames),
         "--chunk-size",
         str(chunk),
+        *(["--faces-b", faces_b] if faces_b else []),
         *_options_args(options),
     ]
     per_index = settings.backoff_limit_per_index

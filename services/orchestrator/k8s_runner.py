@@ -23,6 +23,7 @@ from services.common.pb.faceswap.v1 import jobs_pb2
 from services.orchestrator import k8s_jobs
 from services.orchestrator.jobs import JobKeys
 from services.orchestrator.runner import Context, JobCancelled, JobRunner, StageFailed
+from services.orchestrator.runner import convert_options as convert_options_of
 
 log = logging.getLogger("faceswap.orchestrator.k8s_runner")
 
@@ -66,6 +67,7 @@ def convert_manifest(
     total_frames: int,
     settings: k8s_jobs.JobSettings,
     frames_per_chunk: int | None = None,
+    faces_b: str = "",
 ) -> Any:
     keys = JobKeys(job_id)
     return k8s_jobs.build_convert_job(
@@ -78,6 +80,7 @@ def convert_manifest(
         options=convert_options(spec),
         settings=settings,
         frames_per_chunk=frames_per_chunk,
+        faces_b=faces_b,
     )
 
 
@@ -156,8 +159,8 @@ class KubernetesJobRunner(JobRunner):
         return StageFailed(stage, grpc.StatusCode.ABORTED, f"{reason}{'; ' + extra if extra else ''}")
 
     def train(self, ctx: Context, spec: jobs_pb2.SwapJobSpec, keys: JobKeys) -> dict[str, Any]:
-        if spec.options.model_prefix:
-            return super().train(ctx, spec, keys)
+        if spec.options.model_prefix or not convert_options_of(spec).needs_model:
+            return super().train(ctx, spec, keys)  # nothing to train: the base runner says why
         name = self._submit("train", train_manifest(ctx.job_id, spec, self.objects.bucket, self.k8s)).name
         total = int(spec.options.train.steps)
         meta_key = f"{keys.model}/checkpoint.json"
@@ -189,10 +192,12 @@ class KubernetesJobRunner(JobRunner):
         total = int(ctx.outputs["media_extract"]["frame_count"])
         model_prefix = ctx.outputs["train"].get("model_prefix") or keys.model
         alignments = ctx.outputs["detect_a"]["alignments"]
+        faces_b = ctx.outputs.get("detect_b", {}).get("alignments", "")
         chunk = self.settings.convert_chunk_frames or self.k8s.frames_per_chunk
         manifest = convert_manifest(
-            ctx.job_id, spec, alignments, model_prefix, total, self.k8s, frames_per_chunk=chunk
-        )
+            ctx.job_id, spec, alignments, model_prefix, total, self.k8s, frames_per_chunk=chunk,
+            faces_b=faces_b,
+        )  # fmt: skip
         name = self._submit("convert", manifest).name
 
         seen = {"state": ""}

@@ -42,6 +42,7 @@ from services.common.pb.faceswap.v1 import (
     trainer_pb2_grpc,
 )
 from services.common.storage import ChecksumMismatch, ObjectStore, join_key
+from services.converter.options import ConvertOptions
 from services.orchestrator.jobs import IMAGE_EXTS, STAGES, JobKeys, extension
 from services.orchestrator.settings import OrchestratorSettings, load_orchestrator_settings
 
@@ -498,7 +499,8 @@ class JobRunner:
         )
 
     def detect_b(self, ctx: Context, spec: jobs_pb2.SwapJobSpec, keys: JobKeys) -> dict[str, Any]:
-        if spec.options.model_prefix:
+        # B's faces are needed to train, and by the methods that render B from B's own frames.
+        if spec.options.model_prefix and not convert_options(spec).needs_faces_b:
             return {"skipped": True, "reason": "model given by options.model_prefix"}
         options = self._detect_options(spec, [])
         media = ctx.outputs["media_extract"]
@@ -510,6 +512,8 @@ class JobRunner:
     def train(self, ctx: Context, spec: jobs_pb2.SwapJobSpec, keys: JobKeys) -> dict[str, Any]:
         if spec.options.model_prefix:
             return {"skipped": True, "model_prefix": spec.options.model_prefix}
+        if not convert_options(spec).needs_model:
+            return {"skipped": True, "reason": "method 'retrieval' renders from B's frames; no model"}
         stage, trainer = "train", self.clients.trainer
         request = trainer_pb2.StartTrainingRequest(
             faces_a_prefix=keys.faces_a,
@@ -682,7 +686,10 @@ class JobRunner:
         stage = "convert"
         total = int(ctx.outputs["media_extract"]["frame_count"])
         model_prefix = ctx.outputs["train"].get("model_prefix") or keys.model
+        if not convert_options(spec).needs_model:
+            model_prefix = ""
         alignments = ctx.outputs["detect_a"]["alignments"]
+        faces_b = ctx.outputs.get("detect_b", {}).get("alignments", "")
         chunk = self.settings.convert_chunk_frames or max(8, math.ceil(total / 10))
         done_chunks = {int(s) for s in ctx.outputs.get("convert_chunks", [])}
         swapped = int(ctx.outputs.get("convert_faces", 0))
@@ -705,6 +712,7 @@ class JobRunner:
                     output_prefix=keys.converted,
                     range=common_pb2.FrameRange(start=start, end=end, step=1),
                     options=spec.options.convert,
+                    faces_b=common_pb2.ObjectRef(key=faces_b),
                 ),
                 converter_pb2.ConvertFramesResponse,
                 _op_name(keys, stage, f"{start}-{end}"),
@@ -811,6 +819,11 @@ class JobRunner:
             "json": join_key(keys.root, "report.json"),
             "summary": _jsonable(summary),
         }
+
+
+def convert_options(spec: jobs_pb2.SwapJobSpec) -> ConvertOptions:
+    """The job's converter options with their defaults (the method decides which stages run)."""
+    return ConvertOptions.from_proto(spec.options.convert if spec.options.HasField("convert") else None)
 
 
 def make_runner(objects: ObjectStore, settings: OrchestratorSettings | None = None) -> JobRunner:

@@ -44,7 +44,7 @@ def swaps(clip, clip_alignments: Alignments, model_store):
 
 def _paste(frame, plan, face, **opts):
     result = frame.copy()
-    pasted = paste_face(result, plan, face, None, ConvertOptions(**opts))
+    pasted = paste_face(result, plan, face, None, ConvertOptions(**{"method": "autoencoder", **opts}))
     assert pasted is not None
     return result, pasted
 

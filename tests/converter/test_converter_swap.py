@@ -35,7 +35,7 @@ def _edit_alignments(store: ObjectStore, edit) -> None:  # type: ignore[no-untyp
 def test_convert_frames_swaps_faces_and_keeps_names(frames_store: LocalStore) -> None:
     progress = []
     summary = convert_frames(
-        frames_store, "frames", "alignments.json", "model", "out", ConvertOptions(batch_size=4),
+        frames_store, "frames", "alignments.json", "model", "out", ConvertOptions(method="autoencoder", batch_size=4),
         on_progress=lambda done, total: progress.append((done, total)),
     )  # fmt: skip
     inputs = [k.split("/")[-1] for k in frames_store.list("frames")]
@@ -60,7 +60,9 @@ def test_frames_without_a_face_pass_through_byte_for_byte(frames_store: LocalSto
         data["frames"][3].update(status="filtered", reason="identity distance 0.8 > 0.6")
 
     _edit_alignments(frames_store, edit)
-    summary = convert_frames(frames_store, "frames", "alignments.json", "model", "out", ConvertOptions())
+    summary = convert_frames(
+        frames_store, "frames", "alignments.json", "model", "out", ConvertOptions(method="autoencoder")
+    )
     assert summary.frames_total == SWAP_FRAMES and summary.frames_converted == SWAP_FRAMES - 2
     for i in (1, 3):
         key = f"{i:08d}.png"
@@ -70,7 +72,14 @@ def test_frames_without_a_face_pass_through_byte_for_byte(frames_store: LocalSto
 
 def test_range_converts_only_its_frames(frames_store: LocalStore) -> None:
     summary = convert_frames(
-        frames_store, "frames", "alignments.json", "model", "part", ConvertOptions(), start=2, end=5
+        frames_store,
+        "frames",
+        "alignments.json",
+        "model",
+        "part",
+        ConvertOptions(method="autoencoder"),
+        start=2,
+        end=5,
     )
     assert summary.frames_total == 3
     assert [k.split("/")[-1] for k in frames_store.list("part")] == [f"{i:08d}.png" for i in (2, 3, 4)]
@@ -79,7 +88,9 @@ def test_range_converts_only_its_frames(frames_store: LocalStore) -> None:
 def test_a_frame_failing_mid_run_is_recorded_and_passed_through(frames_store: LocalStore) -> None:
     broken = b"\x89PNG\r\n\x1a\n not really a png"
     frames_store.put_bytes("frames/00000002.png", broken)
-    summary = convert_frames(frames_store, "frames", "alignments.json", "model", "out", ConvertOptions())
+    summary = convert_frames(
+        frames_store, "frames", "alignments.json", "model", "out", ConvertOptions(method="autoencoder")
+    )
     assert summary.frames_total == SWAP_FRAMES
     assert [(e.index, e.code) for e in summary.frame_errors] == [(2, grpc.StatusCode.INVALID_ARGUMENT)]
     assert frames_store.get_bytes("out/00000002.png") == broken
@@ -89,12 +100,23 @@ def test_a_frame_failing_mid_run_is_recorded_and_passed_through(frames_store: Lo
 def test_predicted_mask_needs_a_model_with_a_mask(frames_store: LocalStore, model_store) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(FailedPrecondition, match="predicted"):
         convert_frames(
-            frames_store, "frames", "alignments.json", "model", "out", ConvertOptions(mask="predicted")
+            frames_store,
+            "frames",
+            "alignments.json",
+            "model",
+            "out",
+            ConvertOptions(method="autoencoder", mask="predicted"),
         )
     for name in ("checkpoint.pt", "checkpoint.json"):
         frames_store.put_bytes(f"demo/{name}", model_store.get_bytes(f"demo/{name}"))
     summary = convert_frames(
-        frames_store, "frames", "alignments.json", "demo", "out", ConvertOptions(mask="predicted"), end=2
+        frames_store,
+        "frames",
+        "alignments.json",
+        "demo",
+        "out",
+        ConvertOptions(method="autoencoder", mask="predicted"),
+        end=2,
     )
     assert summary.frames_total == 2 and not summary.frame_errors
 
@@ -119,7 +141,7 @@ def test_predicted_mask_needs_a_model_with_a_mask(frames_store: LocalStore, mode
 def test_bad_input_fails_before_any_output(frames_store: LocalStore, case: str, error, match: str) -> None:  # type: ignore[no-untyped-def]
     args = {"frames_prefix": "frames", "alignments_key": "alignments.json", "model_prefix": "model"}
     kwargs: dict = {}
-    options = ConvertOptions()
+    options = ConvertOptions(method="autoencoder")
     output = "out"
     if case == "no_model":
         args["model_prefix"] = "nothing-here"
@@ -140,7 +162,7 @@ def test_bad_input_fails_before_any_output(frames_store: LocalStore, case: str, 
     elif case == "no_frames":
         args["frames_prefix"] = "empty"
     elif case == "bad_option":
-        options = ConvertOptions(color="sepia")
+        options = ConvertOptions(method="autoencoder", color="sepia")
     elif case == "same_prefix":
         output = "frames"
     elif case == "bad_range":
@@ -156,7 +178,14 @@ def test_convert_frames_on_s3(s3_store: ObjectStore, clip, clip_alignments: Alig
     s3_store.put_bytes("job/alignments.json", subset.dumps())
     for name in ("checkpoint.pt", "checkpoint.json"):
         s3_store.put_bytes(f"job/model/{name}", model_store.get_bytes(f"lite/{name}"))
-    summary = convert_frames(s3_store, "job/frames", "job/alignments.json", "job/model", "job/out")
+    summary = convert_frames(
+        s3_store,
+        "job/frames",
+        "job/alignments.json",
+        "job/model",
+        "job/out",
+        ConvertOptions(method="autoencoder"),
+    )
     assert summary.frames_total == 3 and summary.faces_swapped == 3
     assert list(s3_store.list("job/out")) == [f"job/out/{i:08d}.png" for i in range(3)]
 
@@ -176,7 +205,9 @@ def test_grpc_convert_frames(frames_store: LocalStore) -> None:
                 model_prefix="model",
                 output_prefix="out",
                 range=common_pb2.FrameRange(start=1, end=4),
-                options=converter_pb2.ConvertOptions(blend="alpha", smooth="oneeuro", batch_size=2),
+                options=converter_pb2.ConvertOptions(
+                    method="autoencoder", blend="alpha", smooth="oneeuro", batch_size=2
+                ),
             )
             reply = stub.ConvertFrames(request, timeout=120)
             assert (reply.frames_total, reply.frames_converted, reply.faces_swapped) == (3, 3, 3)
@@ -184,7 +215,10 @@ def test_grpc_convert_frames(frames_store: LocalStore) -> None:
             assert len(list(frames_store.list("out"))) == 3
             for change, code in [
                 ({"model_prefix": "missing"}, grpc.StatusCode.NOT_FOUND),
-                ({"options": converter_pb2.ConvertOptions(blend="smudge")}, grpc.StatusCode.INVALID_ARGUMENT),
+                (
+                    {"options": converter_pb2.ConvertOptions(method="autoencoder", blend="smudge")},
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                ),
                 ({"output_prefix": ""}, grpc.StatusCode.INVALID_ARGUMENT),
                 ({"alignments": common_pb2.ObjectRef(key="nope.json")}, grpc.StatusCode.NOT_FOUND),
             ]:
@@ -277,6 +311,6 @@ class _FullDisk(LocalStore):
 def test_a_failing_output_ends_the_run_without_hanging(tmp_path: Path, frames_store: LocalStore) -> None:
     with pytest.raises(OSError, match="No space"):
         convert_frames(
-            frames_store, "frames", "alignments.json", "model", "out", ConvertOptions(batch_size=2),
+            frames_store, "frames", "alignments.json", "model", "out", ConvertOptions(method="autoencoder", batch_size=2),
             output_store=_FullDisk(tmp_path / "full", writes=2),
         )  # fmt: skip

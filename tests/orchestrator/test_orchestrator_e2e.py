@@ -54,6 +54,7 @@ def local_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service
 def _spec(client: JobClient, clips: dict[str, Path], steps: int, **train) -> jobs_pb2.SwapJobSpec:
     spec = jobs_pb2.SwapJobSpec(video=client.upload(clips["a"]), faces_b=[client.upload(clips["b"])])
     spec.options.train.preset = "lite"
+    spec.options.convert.method = "autoencoder"  # these jobs exercise training
     spec.options.train.steps = steps
     spec.options.train.batch_size = 4
     spec.options.train.save_every = train.pop("save_every", steps)
@@ -239,6 +240,7 @@ def test_reuse_trained_model_skips_training(local_services: ServiceGroup, clips,
         model = f"jobs/{first.name.split('/')[1]}/model"
         reuse = jobs_pb2.SwapJobSpec(video=client.upload(clips["a"]), faces_b=[client.upload(clips["b"])])
         reuse.options.model_prefix = model
+        reuse.options.convert.method = "autoencoder"
         reuse.options.skip_evaluate = True
         final = client.wait(client.submit(reuse)[0].name)
         messages = [r.event.message for r in client.watch(final.name)]

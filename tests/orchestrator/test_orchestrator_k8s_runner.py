@@ -24,6 +24,7 @@ def test_train_and_convert_manifests_carry_the_job_options() -> None:
     spec = jobs_pb2.SwapJobSpec()
     spec.options.train.preset, spec.options.train.steps, spec.options.train.max_seconds = "lite", 900, 60
     spec.options.convert.blend, spec.options.convert.color = "seamless", "reinhard"
+    spec.options.convert.method = "autoencoder"
     settings = k8s_jobs.JobSettings()
 
     train = train_manifest(JOB_ID, spec, "faceswap", settings)

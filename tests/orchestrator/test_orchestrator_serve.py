@@ -117,6 +117,7 @@ def test_serve_survives_a_killed_service_and_jobs_download(tmp_path: Path) -> No
         with JobClient(jobs_addr) as client:
             spec = jobs_pb2.SwapJobSpec(video=client.upload(a), faces_b=[client.upload(b)])
             spec.options.train.preset, spec.options.train.steps = "lite", 8
+            spec.options.convert.method = "autoencoder"  # a job that trains
             spec.options.train.batch_size, spec.options.skip_evaluate = 4, True
             job, _ = client.submit(spec)
             while client.get(job.name).progress.stage != "convert":

@@ -63,6 +63,7 @@ def group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceGroup]:
 def _spec(client: JobClient, clips: dict[str, Path]) -> jobs_pb2.SwapJobSpec:
     spec = jobs_pb2.SwapJobSpec(video=client.upload(clips["a"]), faces_b=[client.upload(clips["b"])])
     spec.options.train.preset = "lite"
+    spec.options.convert.method = "autoencoder"  # these jobs exercise training
     spec.options.train.steps = 16
     spec.options.train.batch_size = 4
     spec.options.train.save_every = 4

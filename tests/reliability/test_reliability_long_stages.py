@@ -59,6 +59,7 @@ def test_stages_longer_than_the_rpc_timeout_and_retry_window(
     with JobClient(group.jobs_address) as client:
         spec = jobs_pb2.SwapJobSpec(video=client.upload(clips["a"]), faces_b=[client.upload(clips["b"])])
         spec.options.train.preset = "lite"
+        spec.options.convert.method = "autoencoder"  # these jobs exercise training
         spec.options.train.steps = 40
         spec.options.train.batch_size = 4
         spec.options.train.save_every = 20

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ConvertOptions(_message.Message):
-    __slots__ = ("mask", "mask_erode", "mask_blur", "color", "blend", "smooth", "direction", "batch_size", "geometry")
+    __slots__ = ("mask", "mask_erode", "mask_blur", "color", "blend", "smooth", "direction", "batch_size", "geometry", "method")
     MASK_FIELD_NUMBER: _ClassVar[int]
     MASK_ERODE_FIELD_NUMBER: _ClassVar[int]
     MASK_BLUR_FIELD_NUMBER: _ClassVar[int]
@@ -18,6 +18,7 @@ class ConvertOptions(_message.Message):
     DIRECTION_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     GEOMETRY_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
     mask: str
     mask_erode: int
     mask_blur: int
@@ -27,23 +28,26 @@ class ConvertOptions(_message.Message):
     direction: str
     batch_size: int
     geometry: str
-    def __init__(self, mask: _Optional[str] = ..., mask_erode: _Optional[int] = ..., mask_blur: _Optional[int] = ..., color: _Optional[str] = ..., blend: _Optional[str] = ..., smooth: _Optional[str] = ..., direction: _Optional[str] = ..., batch_size: _Optional[int] = ..., geometry: _Optional[str] = ...) -> None: ...
+    method: str
+    def __init__(self, mask: _Optional[str] = ..., mask_erode: _Optional[int] = ..., mask_blur: _Optional[int] = ..., color: _Optional[str] = ..., blend: _Optional[str] = ..., smooth: _Optional[str] = ..., direction: _Optional[str] = ..., batch_size: _Optional[int] = ..., geometry: _Optional[str] = ..., method: _Optional[str] = ...) -> None: ...
 
 class ConvertFramesRequest(_message.Message):
-    __slots__ = ("frames_prefix", "alignments", "model_prefix", "output_prefix", "range", "options")
+    __slots__ = ("frames_prefix", "alignments", "model_prefix", "output_prefix", "range", "options", "faces_b")
     FRAMES_PREFIX_FIELD_NUMBER: _ClassVar[int]
     ALIGNMENTS_FIELD_NUMBER: _ClassVar[int]
     MODEL_PREFIX_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_PREFIX_FIELD_NUMBER: _ClassVar[int]
     RANGE_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    FACES_B_FIELD_NUMBER: _ClassVar[int]
     frames_prefix: str
     alignments: _common_pb2.ObjectRef
     model_prefix: str
     output_prefix: str
     range: _common_pb2.FrameRange
     options: ConvertOptions
-    def __init__(self, frames_prefix: _Optional[str] = ..., alignments: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., model_prefix: _Optional[str] = ..., output_prefix: _Optional[str] = ..., range: _Optional[_Union[_common_pb2.FrameRange, _Mapping]] = ..., options: _Optional[_Union[ConvertOptions, _Mapping]] = ...) -> None: ...
+    faces_b: _common_pb2.ObjectRef
+    def __init__(self, frames_prefix: _Optional[str] = ..., alignments: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., model_prefix: _Optional[str] = ..., output_prefix: _Optional[str] = ..., range: _Optional[_Union[_common_pb2.FrameRange, _Mapping]] = ..., options: _Optional[_Union[ConvertOptions, _Mapping]] = ..., faces_b: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ...) -> None: ...
 
 class ConvertFramesResponse(_message.Message):
     __slots__ = ("frames_total", "frames_converted", "faces_swapped", "frame_errors", "frames_per_second", "stage_seconds", "wall_seconds")

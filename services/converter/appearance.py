@@ -1,0 +1,635 @@
+"""Appearance from B's real faces: pick, warp, relight and blend B's own footage onto A's face.
+
+The autoencoder draws B blurred; B's real frames are sharp. Following Dale et al. ("Video Face
+Replacement", 2011) and Video Textures (Schoedl et al., 2000):
+
+1. ``FaceIndex``: every face of B's face set with its landmarks and an expression/pose descriptor
+   (``describe``): pose (yaw, pitch), mouth and eye opening, brow height, each normalised by that
+   face's own size so two people with different proportions compare.
+2. ``choose_sequence``: a Viterbi pass over the whole of A's sequence picks one face of B per frame,
+   with a cost for jumping elsewhere in B's footage; staying on a face or playing B's next frame is
+   free, so a still face never flickers and a talking one follows A's mouth.
+3. ``stable_transform``: one similarity on the stable points (eye corners, nose) moves B's face onto
+   A's head: B keeps B's proportions (identity lives in the inner-face geometry) and follows A's pose.
+4. ``expression_targets`` + ``bend``: the hybrid's step. A's mouth and eyelid shape, rescaled into B's
+   proportions, is where a thin-plate spline moves B's lips and lids, so A's expression is kept where
+   B's footage lacks it.
+5. ``relight``: low spatial frequencies of each L*a*b* channel from A's face, high ones from B's
+   (frequency separation): A's scene light, B's detail.
+6. ``face_mask``: the inner face with the brows, inside both faces' landmark hulls, so neither B's
+   hair nor background nor A's jaw line come through.
+
+Everything here is pure numpy/OpenCV on frame-pixel landmarks (68-point iBUG layout).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+
+import cv2
+import numpy as np
+
+from services.detector.align import umeyama
+
+# Points that move little with expression: nose bridge and base, the eyes' corners.
+STABLE_POINTS = np.array([27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 39, 42, 45])
+INNER_LIPS = slice(60, 68)
+OUTER_LIPS = slice(48, 60)
+# Descriptor layout and weights: what a swap must follow most is head pose and the mouth.
+FEATURES = ("yaw", "pitch", "mouth_open", "mouth_width", "eye_open_l", "eye_open_r", "brow_l", "brow_r")
+# Per-feature scale (a typical full range) and weight; identity-dependent ones are centred per person.
+_SCALE = np.array([0.25, 0.25, 0.35, 0.25, 0.25, 0.25, 0.15, 0.15])
+_WEIGHT = np.array([3.0, 2.0, 3.0, 1.0, 1.5, 1.5, 0.7, 0.7])
+# Yaw is absolute (a frontal face on a turned head looks flat); pitch, width and brows carry each
+# person's proportions, so they are compared around the person's own median.
+_CENTRED = np.array([False, True, False, True, False, False, True, True])
+
+
+def _dist(lm: np.ndarray, i: int, j: int) -> np.ndarray:
+    return np.linalg.norm(lm[..., i, :] - lm[..., j, :], axis=-1)
+
+
+def interocular(lm: np.ndarray) -> np.ndarray:
+    """Distance between the eye centres (the face's own size)."""
+    left = lm[..., 36:42, :].mean(axis=-2)
+    right = lm[..., 42:48, :].mean(axis=-2)
+    return np.maximum(np.linalg.norm(right - left, axis=-1), 1e-6)
+
+
+def expression_series(landmarks: np.ndarray) -> dict[str, np.ndarray]:
+    """Mouth opening, eye opening and brow height per face (N x 68 x 2), each over the face's size.
+
+    Shared with the quality report's expression correlation, so what the converter follows is what
+    the report measures."""
+    lm = np.asarray(landmarks, np.float64)
+    iod = interocular(lm)
+    mouth_open = (_dist(lm, 61, 67) + _dist(lm, 62, 66) + _dist(lm, 63, 65)) / 3.0 / iod
+    eye_l = (_dist(lm, 37, 41) + _dist(lm, 38, 40)) / 2.0 / np.maximum(_dist(lm, 36, 39), 1e-6)
+    eye_r = (_dist(lm, 43, 47) + _dist(lm, 44, 46)) / 2.0 / np.maximum(_dist(lm, 42, 45), 1e-6)
+    # Brow height: brows above their eye, along the face's own vertical (perpendicular to the eyes).
+    eye_axis = lm[..., 45, :] - lm[..., 36, :]
+    eye_axis /= np.maximum(np.linalg.norm(eye_axis, axis=-1, keepdims=True), 1e-6)
+    up = np.stack([eye_axis[..., 1], -eye_axis[..., 0]], axis=-1)
+    brow_l = ((lm[..., 17:22, :].mean(-2) - lm[..., 36:42, :].mean(-2)) * up).sum(-1) / iod
+    brow_r = ((lm[..., 22:27, :].mean(-2) - lm[..., 42:48, :].mean(-2)) * up).sum(-1) / iod
+    return {
+        "mouth_open": mouth_open,
+        "eye_open_l": eye_l,
+        "eye_open_r": eye_r,
+        "brow_l": brow_l,
+        "brow_r": brow_r,
+    }
+
+
+def describe(landmarks: np.ndarray) -> np.ndarray:
+    """N x len(FEATURES) raw descriptor (before per-person centring and weighting)."""
+    lm = np.asarray(landmarks, np.float64).reshape(-1, 68, 2)
+    iod = interocular(lm)
+    ex = expression_series(lm)
+    eye_mid = (lm[:, 36:42].mean(1) + lm[:, 42:48].mean(1)) / 2
+    mouth_mid = lm[:, 48:68].mean(1)
+    eye_axis = lm[:, 45] - lm[:, 36]
+    eye_axis /= np.maximum(np.linalg.norm(eye_axis, axis=1, keepdims=True), 1e-6)
+    down = np.stack([-eye_axis[:, 1], eye_axis[:, 0]], axis=1)
+    # Yaw: where the nose tip sits between the jaw's sides; pitch: nose tip between eyes and mouth.
+    jaw_mid = (lm[:, 0] + lm[:, 16]) / 2
+    jaw_w = np.maximum(np.linalg.norm(lm[:, 16] - lm[:, 0], axis=1), 1e-6)
+    yaw = ((lm[:, 30] - jaw_mid) * eye_axis).sum(1) / jaw_w * 2
+    span = np.maximum(((mouth_mid - eye_mid) * down).sum(1), 1e-6)
+    pitch = ((lm[:, 30] - eye_mid) * down).sum(1) / span
+    mouth_w = _dist(lm, 48, 54) / iod
+    return np.stack(
+        [
+            yaw,
+            pitch,
+            ex["mouth_open"],
+            mouth_w,
+            ex["eye_open_l"],
+            ex["eye_open_r"],
+            ex["brow_l"],
+            ex["brow_r"],
+        ],
+        axis=1,
+    )
+
+
+def normalise(desc: np.ndarray, centre: np.ndarray | None = None) -> np.ndarray:
+    """Centres the identity-dependent features on the person's median, scales and weights all."""
+    desc = np.asarray(desc, np.float64)
+    if centre is None:
+        centre = np.median(desc, axis=0) if len(desc) else np.zeros(desc.shape[1])
+    out = desc - np.where(_CENTRED, centre, 0.0)
+    return out / _SCALE * _WEIGHT
+
+
+@dataclass
+class FaceIndex:
+    """B's real faces: where each one is (frame key, face slot), its landmarks and descriptor."""
+
+    keys: list[str]
+    frames: np.ndarray  # source frame number of each face (consecutive numbers = B's own motion)
+    landmarks: np.ndarray  # N x 68 x 2, frame pixels
+    descriptors: np.ndarray  # N x F, normalised
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @classmethod
+    def build(cls, keys: Sequence[str], frames: Sequence[int], landmarks: np.ndarray) -> FaceIndex:
+        lm = np.asarray(landmarks, np.float64).reshape(-1, 68, 2)
+        return cls(list(keys), np.asarray(frames, np.int64), lm, normalise(describe(lm)))
+
+
+def choose_sequence(
+    queries: np.ndarray,
+    index: FaceIndex,
+    switch_cost: float = 2.0,
+    cuts: Sequence[int] = (),
+) -> np.ndarray:
+    """Viterbi over the whole sequence: one face of B per query (T x F normalised descriptors).
+
+    Unary cost: squared descriptor distance. Transition: staying on the same face of B or moving to
+    B's next frame is free; any other jump costs ``switch_cost``. At a cut (a frame index where A's
+    shot changes) jumps are free. Returns T indices into the index."""
+    t_count, n = len(queries), len(index)
+    if t_count == 0:
+        return np.zeros(0, np.int64)
+    unary = ((queries[:, None, :] - index.descriptors[None, :, :]) ** 2).sum(-1)  # T x N
+    # successor[j]: the face of B's next frame, when B's footage continues from j.
+    order = np.argsort(index.frames, kind="stable")
+    successor = np.full(n, -1, np.int64)
+    for a, b in pairwise(order):
+        if index.frames[b] == index.frames[a] + 1:
+            successor[a] = b
+    cut_set = set(cuts)
+    cost = unary[0].copy()
+    back = np.zeros((t_count, n), np.int64)
+    for t in range(1, t_count):
+        jump = 0.0 if t in cut_set else switch_cost
+        best_prev = int(np.argmin(cost))
+        # Default: jump from the best previous state.
+        new = np.full(n, cost[best_prev] + jump)
+        arg = np.full(n, best_prev, np.int64)
+        stay = cost < new  # staying on j is free
+        new[stay], arg[stay] = cost[stay], np.nonzero(stay)[0]
+        has_next = successor >= 0
+        src = np.nonzero(has_next)[0]
+        dst = successor[src]
+        better = cost[src] < new[dst]
+        new[dst[better]], arg[dst[better]] = cost[src[better]], src[better]
+        cost = new + unary[t]
+        back[t] = arg
+    path = np.zeros(t_count, np.int64)
+    path[-1] = int(np.argmin(cost))
+    for t in range(t_count - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return path
+
+
+def crossfade_weights(path: np.ndarray, frames: int = 4) -> list[list[tuple[int, float]]]:
+    """Per step, the faces of B to render with their weights: a short cross-fade after each switch
+    (the outgoing face keeps being shown, fading out over ``frames`` steps)."""
+    out: list[list[tuple[int, float]]] = []
+    fading: list[tuple[int, int]] = []  # (face, steps since the switch)
+    for t, j in enumerate(path):
+        if t and path[t - 1] != j:
+            fading.append((int(path[t - 1]), 0))
+        fading = [(f, s + 1) for f, s in fading if s + 1 <= frames and f != j]
+        weights = [(f, 1.0 - s / (frames + 1)) for f, s in fading]
+        # The newest switch wins: blend the newest outgoing face only, then the current one.
+        if weights:
+            f, w_old = weights[-1]
+            out.append([(f, w_old), (int(j), 1.0 - w_old)])
+        else:
+            out.append([(int(j), 1.0)])
+    return out
+
+
+def stable_transform(src_lm: np.ndarray, dst_lm: np.ndarray) -> np.ndarray:
+    """2x3 similarity taking B's stable points (src) onto A's (dst): pose followed, proportions kept."""
+    t = umeyama(np.asarray(src_lm)[STABLE_POINTS], np.asarray(dst_lm)[STABLE_POINTS], True)
+    return t[:2]
+
+
+def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    return np.asarray(points, np.float64) @ matrix[:, :2].T + matrix[:, 2]
+
+
+def _unit_normal(p0: np.ndarray, p1: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    axis = p1 - p0
+    length = float(np.linalg.norm(axis))
+    axis = axis / max(length, 1e-6)
+    return axis, np.array([-axis[1], axis[0]]), length  # normal points down in image coordinates
+
+
+def expression_targets(b_lm: np.ndarray, a_lm: np.ndarray, strength: float = 1.0) -> np.ndarray:
+    """B's landmarks (already on A's head) with A's mouth and eye opening, in B's own shape.
+
+    Only the openings move: each inner-lip pair's and eyelid pair's gap, measured over the mouth's
+    or eye's own width, is set to A's; B's lips and lids keep their shape (lip fullness and eye
+    shape are B's identity), and the mouth's width follows A's smile half-way."""
+    target = np.asarray(b_lm, np.float64).copy()
+    a_lm = np.asarray(a_lm, np.float64)
+    b = target.copy()
+    # Mouth: along the normal of the corner line.
+    _, nb, wb = _unit_normal(b[48], b[54])
+    _, na, wa = _unit_normal(a_lm[48], a_lm[54])
+    if wa > 1e-6 and wb > 1e-6:
+        gaps = []
+        for up, low in ((61, 67), (62, 66), (63, 65)):
+            ga = float((a_lm[low] - a_lm[up]) @ na) / wa
+            gb = float((b[low] - b[up]) @ nb) / wb
+            gaps.append((ga - gb) * wb * strength)
+        d = float(np.mean(gaps))
+        # The jaw drops the lower lip more than the upper lip rises.
+        for i in (61, 62, 63, 49, 50, 51, 52, 53):
+            target[i] -= nb * d * 0.3
+        for i in (67, 66, 65, 59, 58, 57, 56, 55):
+            target[i] += nb * d * 0.7
+        for i in (60, 64):
+            target[i] += nb * d * 0.2
+        ax_b = (b[54] - b[48]) / wb
+        iod_a, iod_b = float(interocular(a_lm)), float(interocular(b))
+        widen = (wa / iod_a - wb / iod_b) * iod_b * 0.5 * strength
+        target[[48, 60]] -= ax_b * widen / 2
+        target[[54, 64]] += ax_b * widen / 2
+    # Eyes: each lid pair's gap over that eye's width.
+    for c0, c1, ups, lows in ((36, 39, (37, 38), (41, 40)), (42, 45, (43, 44), (47, 46))):
+        _, nb, wb = _unit_normal(b[c0], b[c1])
+        _, na, wa = _unit_normal(a_lm[c0], a_lm[c1])
+        if wa < 1e-6 or wb < 1e-6:
+            continue
+        for up, low in zip(ups, lows, strict=True):
+            ga = float((a_lm[low] - a_lm[up]) @ na) / wa
+            gb = float((b[low] - b[up]) @ nb) / wb
+            d = (ga - gb) * wb * strength
+            target[up] -= nb * d * 0.75
+            target[low] += nb * d * 0.25
+    return target
+
+
+def pose_targets(b_lm: np.ndarray, a_lm: np.ndarray, strength: float = 0.7) -> np.ndarray:
+    """B's landmarks (on A's head) with the face outline and the nose moved towards A's pose.
+
+    A similarity cannot turn a frontal face: where A looks aside, the jaw line and the nose tip of A
+    say how far. The outline moves towards A's, the nose moves as a whole (B's nose shape stays)."""
+    target = np.asarray(b_lm, np.float64).copy()
+    a_lm = np.asarray(a_lm, np.float64)
+    target[0:17] += strength * (a_lm[0:17] - target[0:17])
+    target[30:36] += strength * (a_lm[30] - target[30])
+    target[28:30] += strength * 0.5 * (a_lm[28:30] - target[28:30])
+    return target
+
+
+def bend(
+    image: np.ndarray, src_pts: np.ndarray, dst_pts: np.ndarray, box: tuple[int, int, int, int]
+) -> np.ndarray:
+    """Thin-plate spline warp of ``image`` (the ROI) so src_pts land on dst_pts; fixed at the border."""
+    h, w = image.shape[:2]
+    moved = np.linalg.norm(dst_pts - src_pts, axis=1) > 0.3
+    if not moved.any():
+        return image
+    border = _border_points(w, h)
+    src = np.concatenate([src_pts, border])
+    dst = np.concatenate([dst_pts, border])
+    map_x, map_y = _tps_inverse_map(dst, src, w, h)
+    return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def _border_points(w: int, h: int, per_side: int = 6) -> np.ndarray:
+    xs = np.linspace(0, w - 1, per_side)
+    ys = np.linspace(0, h - 1, per_side)
+    pts = (
+        [(x, 0) for x in xs]
+        + [(x, h - 1) for x in xs]
+        + [(0, y) for y in ys[1:-1]]
+        + [(w - 1, y) for y in ys[1:-1]]
+    )
+    return np.asarray(pts, np.float64)
+
+
+def _tps_inverse_map(dst: np.ndarray, src: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """For every output pixel (dst space), where to sample in src space. Solved on a coarse grid."""
+    n = len(dst)
+
+    def kernel(r2: np.ndarray) -> np.ndarray:
+        return np.where(r2 > 1e-12, r2 * np.log(np.maximum(r2, 1e-12)), 0.0)
+
+    scale = max(w, h)
+    d = dst / scale
+    s = src / scale
+    k = kernel(((d[:, None, :] - d[None, :, :]) ** 2).sum(-1)) + 1e-5 * np.eye(n)
+    p = np.hstack([np.ones((n, 1)), d])
+    a = np.zeros((n + 3, n + 3))
+    a[:n, :n], a[:n, n:], a[n:, :n] = k, p, p.T
+    rhs = np.zeros((n + 3, 2))
+    rhs[:n] = s
+    coef = np.linalg.solve(a, rhs)
+    # Evaluated on a coarse grid (every 4th pixel, corners aligned) and interpolated: smooth anyway.
+    step = 4
+    gx = np.arange(0, w - 1 + step, step, dtype=np.float64)
+    gy = np.arange(0, h - 1 + step, step, dtype=np.float64)
+    grid = np.stack(np.meshgrid(gx, gy), -1).reshape(-1, 2) / scale
+    kg = kernel(((grid[:, None, :] - d[None, :, :]) ** 2).sum(-1))
+    coarse = kg @ coef[:n] + np.hstack([np.ones((len(grid), 1)), grid]) @ coef[n:]
+    coarse = (coarse * scale).reshape(len(gy), len(gx), 2)
+    # Bilinear with aligned corners: pixel x sits at coarse position x / step.
+    fx = np.arange(w) / step
+    fy = np.arange(h) / step
+    ix, iy = np.minimum(fx.astype(int), len(gx) - 2), np.minimum(fy.astype(int), len(gy) - 2)
+    tx, ty = (fx - ix)[None, :, None], (fy - iy)[:, None, None]
+    c00 = coarse[iy][:, ix]
+    c01 = coarse[iy][:, ix + 1]
+    c10 = coarse[iy + 1][:, ix]
+    c11 = coarse[iy + 1][:, ix + 1]
+    full = ((c00 * (1 - tx) + c01 * tx) * (1 - ty) + (c10 * (1 - tx) + c11 * tx) * ty).astype(np.float32)
+    return np.ascontiguousarray(full[..., 0]), np.ascontiguousarray(full[..., 1])
+
+
+# Mask geometry, chosen on the sheets and the identity/realism figures (docs/converter.md):
+# A's whole jaw line, B's a little inside (B's hair hangs by the cheeks), and a forehead band
+# above the brows so they are never cut.
+A_INSET = 1.0
+B_INSET = 0.95
+FOREHEAD = 0.3
+
+
+def face_mask(
+    a_lm: np.ndarray, b_lm: np.ndarray, shape: tuple[int, int], feather: float = 0.08
+) -> np.ndarray:
+    """Soft alpha (float32 0..1) over the inner face and brows, inside both faces' hulls.
+
+    The hull runs through the brows' upper edge raised by a little forehead, and through the jaw
+    pulled slightly inwards (B's hair hangs by the cheeks, A's jaw line must not show twice)."""
+    h, w = shape
+    masks = []
+    for lm, inset in ((np.asarray(a_lm, np.float64), A_INSET), (np.asarray(b_lm, np.float64), B_INSET)):
+        iod = float(interocular(lm))
+        centre = lm[27:36].mean(0)
+        pts = lm.copy()
+        eye_axis = lm[45] - lm[36]
+        eye_axis /= max(np.linalg.norm(eye_axis), 1e-6)
+        up = np.array([eye_axis[1], -eye_axis[0]])
+        pts[17:27] += up * FOREHEAD * iod  # above the brows, so they are not cut
+        pts[0:17] = centre + (pts[0:17] - centre) * inset  # inside the jaw line and cheeks
+        m = np.zeros((h, w), np.uint8)
+        hull = cv2.convexHull(np.round(pts[:27]).astype(np.int32))
+        cv2.fillConvexPoly(m, hull, 255)
+        masks.append(m)
+    both = cv2.bitwise_and(masks[0], masks[1])
+    iod = float(interocular(np.asarray(a_lm, np.float64)))
+    radius = max(1, round(feather * iod))
+    both = cv2.erode(both, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
+    sigma = max(0.5, radius * 0.7)
+    return np.clip(cv2.GaussianBlur(both.astype(np.float32) / 255.0, (0, 0), sigma), 0.0, 1.0)
+
+
+def _masked_lowpass(lab: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
+    num = cv2.GaussianBlur(lab * weight[..., None], (0, 0), sigma)
+    den = cv2.GaussianBlur(weight, (0, 0), sigma)[..., None]
+    return num / np.maximum(den, 1e-4)
+
+
+def relight(face: np.ndarray, target: np.ndarray, region: np.ndarray, sigma: float) -> np.ndarray:
+    """B's face (BGR uint8/float) with the low frequencies of each L*a*b* channel taken from the
+    target (A's frame) inside ``region`` (float weight 0..1): A's light and skin tone, B's detail."""
+    f = cv2.cvtColor(np.clip(face, 0, 255).astype(np.float32) / 255.0, cv2.COLOR_BGR2LAB)
+    t = cv2.cvtColor(target.astype(np.float32) / 255.0, cv2.COLOR_BGR2LAB)
+    wgt = region.astype(np.float32)
+    out = f - _masked_lowpass(f, wgt, sigma) + _masked_lowpass(t, wgt, sigma)
+    out[..., 0] = np.clip(out[..., 0], 0.0, 100.0)
+    bgr = cv2.cvtColor(out, cv2.COLOR_LAB2BGR)
+    return np.clip(bgr * 255.0, 0, 255)
+
+
+def roi_box(lm: np.ndarray, width: int, height: int, margin: float = 0.35) -> tuple[int, int, int, int]:
+    """Frame box around a face's landmarks with a margin (share of the landmark box size)."""
+    x0, y0 = lm.min(0)
+    x1, y1 = lm.max(0)
+    mx, my = (x1 - x0) * margin, (y1 - y0) * margin
+    return (
+        max(0, math.floor(x0 - mx)),
+        max(0, math.floor(y0 - my * 1.3)),
+        min(width, math.ceil(x1 + mx)),
+        min(height, math.ceil(y1 + my)),
+    )
+
+
+def _hull(mask: np.ndarray, pts: np.ndarray, value: int = 255) -> None:
+    cv2.fillConvexPoly(mask, cv2.convexHull(np.round(pts).astype(np.int32)), value)
+
+
+def feature_mask(lm: np.ndarray, shape: tuple[int, int], grow: float = 0.06) -> np.ndarray:
+    """0/255 mask of the brows, eyes, nose and mouth (each hull grown by ``grow`` x the eye distance).
+
+    Each brow's hull reaches down to its eye and stops short of its outer end, where hair at the
+    temple would otherwise pass for brow."""
+    lm = np.asarray(lm, np.float64)
+    iod = float(interocular(lm))
+    m = np.zeros(shape, np.uint8)
+    for brow, eye in ((np.r_[17:22], np.r_[36:40]), (np.r_[22:27], np.r_[42:46])):
+        pts = lm[brow].copy()
+        outer = 0 if brow[0] == 17 else -1
+        inner = -1 if brow[0] == 17 else 0
+        pts[outer] += 0.25 * (pts[inner] - pts[outer])
+        _hull(m, np.concatenate([pts, lm[eye]]))
+    for part in (slice(36, 42), slice(42, 48), slice(27, 36), slice(48, 60)):
+        _hull(m, lm[part])
+    r = max(1, round(grow * iod))
+    return cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+
+
+def skin_weight(image: np.ndarray, lm: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """0..1 per pixel: how much like the face's own cheek skin it is (hair, background -> 0).
+
+    Skin statistics come from the cheeks and the nose bridge; the brows, eyes, nose and mouth are
+    kept whatever their colour (they are the face), so only the outer ring is tested."""
+    lm = np.asarray(lm, np.float64)
+    h, w = image.shape[:2]
+    lab = cv2.cvtColor(np.clip(image, 0, 255).astype(np.uint8), cv2.COLOR_BGR2LAB).astype(np.float32)
+    cheeks = np.zeros((h, w), np.uint8)
+    _hull(cheeks, lm[[1, 2, 3, 31, 29]])
+    _hull(cheeks, lm[[15, 14, 13, 35, 29]])
+    _hull(cheeks, lm[[27, 28, 29, 30]] + np.array([[-2, 0], [2, 0], [-2, 0], [2, 0]]))
+    cheeks &= (region > 0).astype(np.uint8) * 255
+    sample = lab[cheeks > 0]
+    if len(sample) < 20:
+        return np.ones((h, w), np.float32)
+    centre = np.median(sample, axis=0)
+    spread = np.maximum(np.median(np.abs(sample - centre), axis=0) * 1.4826, (6.0, 3.0, 3.0))
+    d2 = (((lab - centre) / (3.0 * spread)) ** 2).sum(-1)
+    weight = np.exp(-0.5 * np.maximum(d2 - 1.0, 0.0))
+    weight[feature_mask(lm, (h, w)) > 0] = 1.0
+    return cv2.GaussianBlur(weight.astype(np.float32), (0, 0), max(1.0, 0.03 * float(interocular(lm))))
+
+
+# -- per-region choice ---------------------------------------------------------------------------
+#: Which descriptor features each region's choice looks at (weights multiply the normalised ones).
+#: "face" decides pose and the whole face; "mouth" and "eyes" may come from other frames of B
+#: (B's footage rarely has every mouth shape in every pose: parts are chosen on their own).
+REGION_WEIGHTS: dict[str, np.ndarray] = {
+    "face": np.array([1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]),
+    "mouth": np.array([0.4, 0.4, 2.0, 1.0, 0.0, 0.0, 0.0, 0.0]),
+    "eyes": np.array([0.4, 0.4, 0.0, 0.0, 2.0, 2.0, 1.0, 1.0]),
+}
+REGIONS = tuple(REGION_WEIGHTS)
+# Landmarks that outline each part (for its mask and its own similarity fit).
+_PART_POINTS = {
+    "mouth": np.r_[48:68],
+    "eyes": np.r_[17:27, 36:48],
+}
+_PART_ANCHORS = {  # stable points a part is placed by
+    "mouth": np.array([31, 32, 33, 34, 35, 48, 54]),
+    "eyes": np.array([27, 28, 36, 39, 42, 45]),
+}
+
+Sources = dict[str, list[tuple[int, float]]]
+
+
+def plan_sources(
+    queries: np.ndarray,
+    index: FaceIndex,
+    switch_cost: float = 2.0,
+    crossfade: int = 4,
+    cuts: Sequence[int] = (),
+) -> list[Sources]:
+    """For each of A's faces (T x F normalised descriptors), the faces of B per region with weights."""
+    per_region = {}
+    for region, weights in REGION_WEIGHTS.items():
+        sub = FaceIndex(index.keys, index.frames, index.landmarks, index.descriptors * weights)
+        path = choose_sequence(queries * weights, sub, switch_cost=switch_cost, cuts=cuts)
+        per_region[region] = crossfade_weights(path, crossfade)
+    return [{r: per_region[r][t] for r in REGIONS} for t in range(len(queries))]
+
+
+# -- composing one face --------------------------------------------------------------------------
+@dataclass
+class Composed:
+    face: np.ndarray  # float32 BGR, ROI-sized
+    alpha: np.ndarray  # float32 0..1, ROI-sized
+
+
+def _to_lab(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(np.clip(image, 0, 255).astype(np.float32) / 255.0, cv2.COLOR_BGR2LAB)
+
+
+def _from_lab(lab: np.ndarray) -> np.ndarray:
+    lab = lab.copy()
+    lab[..., 0] = np.clip(lab[..., 0], 0.0, 100.0)
+    return np.clip(cv2.cvtColor(lab, cv2.COLOR_LAB2BGR) * 255.0, 0, 255)
+
+
+def _part_mask(lm: np.ndarray, part: str, shape: tuple[int, int], grow: float) -> np.ndarray:
+    m = np.zeros(shape, np.uint8)
+    pts = lm[_PART_POINTS[part]]
+    if part == "eyes":
+        for sub in (np.r_[17:22, 36:42], np.r_[22:27, 42:48]):
+            _hull(m, lm[sub])
+    else:
+        _hull(m, pts)
+    iod = float(interocular(lm))
+    r = max(1, round(grow * iod))
+    m = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    return cv2.GaussianBlur(m.astype(np.float32) / 255.0, (0, 0), max(1.0, 0.08 * iod))
+
+
+def place_source(
+    image: np.ndarray,
+    b_lm: np.ndarray,
+    a_lm: np.ndarray,
+    target: np.ndarray,
+    box: tuple[int, int, int, int],
+    part: str = "face",
+) -> np.ndarray:
+    """B's frame (or crop) warped into A's ROI ``box`` so B's landmarks land on ``target``:
+    one similarity on stable points (the part's own anchors for mouth/eyes), then a spline."""
+    x0, y0, x1, y1 = box
+    idx = STABLE_POINTS if part == "face" else _PART_ANCHORS[part]
+    m = umeyama(np.asarray(b_lm)[idx], np.asarray(a_lm)[idx] if part == "face" else target[idx], True)[:2]
+    m = m.copy()
+    m[:, 2] -= (x0, y0)
+    dsize = (x1 - x0, y1 - y0)
+    warped = cv2.warpAffine(image, m, dsize, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    placed = apply(m, b_lm)
+    return bend(warped.astype(np.float32), placed, target - (x0, y0), (0, 0, 0, 0))
+
+
+def compose(
+    frame_roi: np.ndarray,
+    a_lm: np.ndarray,
+    box: tuple[int, int, int, int],
+    sources: Sources,
+    images: Sequence[np.ndarray] | dict[int, np.ndarray],
+    landmarks: np.ndarray,
+    decoded: np.ndarray | None = None,
+    light_sigma: float = 1.0,
+    pose_follow: float = 0.3,
+    detail_px: float = 0.0,
+) -> Composed:
+    """One swapped face in A's ROI (frame_roi, uint8 BGR; ``box`` its place in the frame).
+
+    a_lm: A's landmarks (frame px). sources: per region the faces of B with weights (``images[j]``
+    is face j's frame or crop and ``landmarks[j]`` its landmarks there). decoded: the autoencoder's
+    face already warped into the ROI (hybrid) or None (retrieval). Layers, in L*a*b*:
+    light = low frequencies of A; shape = band of the decoder (hybrid) or of B's real face
+    (retrieval); detail = high frequencies of B's real face, per region, kept only where that
+    region's expression agrees with A's (a blink B never did shows the decoder's lids)."""
+    x0, y0 = box[0], box[1]
+    shape = frame_roi.shape[:2]
+    a_roi = np.asarray(a_lm, np.float64) - (x0, y0)
+    iod = float(interocular(a_roi))
+    face_j = max(sources["face"], key=lambda s: s[1])[0]
+    b_face = np.asarray(landmarks[face_j], np.float64)
+    # Target geometry: B's proportions on A's head, with A's pose outline and A's lips and lids.
+    m0 = umeyama(b_face[STABLE_POINTS], np.asarray(a_lm)[STABLE_POINTS], True)[:2]
+    target = expression_targets(pose_targets(apply(m0, b_face), a_lm, pose_follow), a_lm)
+    t_roi = target - (x0, y0)
+    da = describe(a_roi[None])[0]
+
+    def layer(region: str) -> np.ndarray:
+        acc = np.zeros((*shape, 3), np.float32)
+        for j, w in sources[region]:
+            acc += w * place_source(images[j], landmarks[j], a_lm, target, box, region)
+        return acc
+
+    real = {"face": layer("face")}
+    for part in ("mouth", "eyes"):
+        if [j for j, _ in sources[part]] != [j for j, _ in sources["face"]]:
+            real[part] = layer(part)
+    # Region weights: a part's own source inside its mask, the face's elsewhere.
+    composite = real["face"]
+    gate = np.ones(shape, np.float32)
+    for part, feats in (("mouth", [2]), ("eyes", [4, 5])):
+        pmask = _part_mask(t_roi, part, shape, 0.15)[..., None]
+        j = max(sources[part], key=lambda s: s[1])[0]
+        if part in real:
+            composite = composite * (1 - pmask) + real[part] * pmask
+        db = describe(np.asarray(landmarks[j])[None])[0]
+        mismatch = float(np.abs(da[feats] - db[feats]).mean())
+        tolerance = 0.06 if part == "mouth" else 0.08
+        g = float(np.clip(1.5 - mismatch / tolerance, 0.0, 1.0))
+        gate = np.minimum(gate, 1 - pmask[..., 0] * (1 - g))
+    alpha = face_mask(a_roi, t_roi, shape)
+    region = (alpha > 0.01).astype(np.float32)
+    sigma_l = light_sigma * iod
+    la = _to_lab(frame_roi)
+    lr = _to_lab(composite)
+    low_a = _masked_lowpass(la, region, sigma_l)
+    real_band = lr - _masked_lowpass(lr, region, sigma_l)
+    if decoded is not None:
+        # Hybrid: B's real face everywhere its expression agrees with A's; where it cannot (a
+        # blink, a mouth shape B's footage lacks) the decoder's B, which has A's expression.
+        ld = _to_lab(bend(decoded.astype(np.float32), a_roi, t_roi, (0, 0, 0, 0)))
+        dec_band = ld - _masked_lowpass(ld, region, sigma_l)
+        g = gate[..., None]
+        out = low_a + g * real_band + (1 - g) * dec_band
+    else:
+        out = low_a + real_band
+    skin_src = composite
+    face = _from_lab(out)
+    # Hair and background are told from skin on B's own pixels, before A's light changes them.
+    alpha = alpha * skin_weight(skin_src, t_roi, region)
+    return Composed(face.astype(np.float32), alpha.astype(np.float32))

@@ -1,0 +1,160 @@
+"""The appearance methods: B's real faces chosen, placed, relit and blended onto A's real frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from converter_helpers import ROOT, SWAP_FRAMES, detect_alignments, put_frames, read_clip
+
+from services.common.errors import InvalidArgument
+from services.common.storage import LocalStore
+from services.converter import appearance as ap
+from services.converter.faces_b import FaceBank, bank_from_alignments, build_bank
+from services.converter.options import ConvertOptions
+from services.converter.swap import convert_frames
+from services.detector.align import MEAN_FACE_68
+
+CLIP_B = ROOT / "samples" / "liveportrait_d10.mp4"
+WARM_START = ROOT / "services" / "trainer" / "warmstart" / "demo.pt"
+
+
+def _face(mouth_open: float = 0.0, eye_open: float = 1.0, x: float = 0.0) -> np.ndarray:
+    """A synthetic 68-point face (mean face, 200 px wide) with a given mouth/eye opening."""
+    lm = MEAN_FACE_68 * 200 + (100 + x, 100)
+    lm[[65, 66, 67, 56, 57, 58]] += (0, mouth_open * 50)  # lower lips down
+    lm[[37, 38, 43, 44]] -= (0, (eye_open - 1.0) * 5)
+    return lm
+
+
+def test_still_face_keeps_one_face_of_b() -> None:
+    faces = np.stack([_face(m) for m in np.linspace(0, 0.6, 30)])
+    index = ap.FaceIndex.build([str(i) for i in range(30)], np.arange(30) * 3, faces)  # no runs
+    queries = ap.normalise(ap.describe(np.stack([_face(0.2)] * 40)), np.median(ap.describe(faces), 0))
+    path = ap.choose_sequence(queries, index)
+    assert len(set(path.tolist())) == 1
+
+
+def test_expression_change_switches_once_with_crossfade() -> None:
+    faces = np.stack([_face(m) for m in np.linspace(0, 0.6, 30)])
+    index = ap.FaceIndex.build([str(i) for i in range(30)], np.arange(30) * 3, faces)
+    seq = [_face(0.0)] * 20 + [_face(0.6)] * 20
+    centre = np.median(ap.describe(faces), 0)
+    path = ap.choose_sequence(ap.normalise(ap.describe(np.stack(seq)), centre), index)
+    assert int((np.diff(path) != 0).sum()) == 1
+    first, last = ap.describe(faces[[path[0], path[-1]]])[:, 2]
+    assert first + 0.2 < last  # closed mouth first, open after the change
+    weights = ap.crossfade_weights(path, frames=4)
+    switch = int(np.nonzero(np.diff(path))[0][0]) + 1
+    assert len(weights[switch]) == 2 and len(weights[switch + 5]) == 1  # faded in, then alone
+    assert sum(w for _, w in weights[switch]) == pytest.approx(1.0)
+
+
+def test_b_footage_playing_on_is_free() -> None:
+    """Moving to B's next frame costs nothing: a talking A follows B's own consecutive frames."""
+    faces = np.stack([_face(m) for m in np.linspace(0, 0.6, 20)])
+    index = ap.FaceIndex.build([str(i) for i in range(20)], np.arange(20), faces)
+    centre = np.median(ap.describe(faces), 0)
+    path = ap.choose_sequence(ap.normalise(ap.describe(faces), centre), index, switch_cost=50.0)
+    assert path.tolist() == list(range(20))
+
+
+def test_expression_targets_take_a_opening_keep_b_shape() -> None:
+    b = _face(0.0)
+    a = _face(0.4) * 1.3  # a bigger face, mouth open
+    target = ap.expression_targets(b, a)
+    open_t = ap.expression_series(target[None])["mouth_open"][0]
+    open_a = ap.expression_series(a[None])["mouth_open"][0]
+    assert open_t == pytest.approx(open_a, rel=0.25)
+    assert np.allclose(target[27:36], b[27:36])  # B's nose, eyes corners and jaw untouched
+    assert np.allclose(target[0:17], b[0:17])
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A's first frames and B's face bank from a few of B's real frames, in one store."""
+    if not CLIP_B.is_file():
+        pytest.skip("sample clips missing")
+    root = tmp_path_factory.mktemp("pair")
+    store = LocalStore(root, "t")
+    a = read_clip(ROOT / "samples" / "liveportrait_s18.mp4", SWAP_FRAMES)
+    b = read_clip(CLIP_B, 120)[::6]  # 20 frames spread over 4 s of B
+    keys_b = put_frames(store, "b_frames", b)
+    align_b = detect_alignments(b)
+    for rec, key in zip(align_b.frames, keys_b, strict=True):
+        rec.key = key
+    store.put_bytes("faces_b/alignments.json", align_b.dumps())
+    put_frames(store, "frames", a)
+    align_a = detect_alignments(a)
+    store.put_bytes("alignments.json", align_a.dumps())
+    return {"store": store, "a": a, "align_a": align_a, "b": b}
+
+
+def _face_box(lm: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    mask = np.zeros(shape[:2], np.uint8)
+    cv2.fillConvexPoly(mask, cv2.convexHull(np.round(lm).astype(np.int32)), 255)
+    return cv2.erode(mask, np.ones((9, 9), np.uint8)) > 0
+
+
+def _check_real_swap(pair: dict, out_prefix: str) -> None:
+    """Every frame swapped; inside A's face: changed, as sharp as the source, in A's light."""
+    store = pair["store"]
+    for i, src in enumerate(pair["a"]):
+        out = cv2.imdecode(np.frombuffer(store.get_bytes(f"{out_prefix}/{i:08d}.png"), np.uint8), 1)
+        inside = _face_box(pair["align_a"].frames[i].faces[0].landmarks_array, src.shape)
+        assert np.abs(out.astype(int) - src.astype(int))[inside].mean() > 8, "face not replaced"
+        lap_out = cv2.Laplacian(cv2.cvtColor(out, cv2.COLOR_BGR2GRAY), cv2.CV_64F)[inside].var()
+        lap_src = cv2.Laplacian(cv2.cvtColor(src, cv2.COLOR_BGR2GRAY), cv2.CV_64F)[inside].var()
+        assert lap_out >= 0.8 * lap_src, (lap_out, lap_src)
+        l_out = cv2.cvtColor(out, cv2.COLOR_BGR2LAB)[..., 0][inside].mean() * 100 / 255
+        l_src = cv2.cvtColor(src, cv2.COLOR_BGR2LAB)[..., 0][inside].mean() * 100 / 255
+        assert abs(l_out - l_src) <= 3.0, (l_out, l_src)
+        outside = ~cv2.dilate(inside.astype(np.uint8), np.ones((201, 201), np.uint8)).astype(bool)
+        assert np.array_equal(out[outside], src[outside])  # nothing far from the face changes
+
+
+def test_retrieval_swaps_real_frames_sharp_in_a_light(pair: dict) -> None:
+    store = pair["store"]
+    summary = convert_frames(
+        store, "frames", "alignments.json", "", "out_r", ConvertOptions(method="retrieval"),
+        faces_b="faces_b/alignments.json",
+    )  # fmt: skip
+    assert summary.frames_converted == SWAP_FRAMES and not summary.frame_errors
+    _check_real_swap(pair, "out_r")
+    # The bank was cached beside B's alignments and reads back the same.
+    cached = [k for k in store.list("faces_b") if k.endswith("faces_bank.npz")]
+    assert len(cached) == 1
+    bank = FaceBank.loads(store.get_bytes(cached[0]))
+    assert len(bank) == 20 and bank.image(0).ndim == 3
+
+
+def test_hybrid_with_a_trained_model(pair: dict) -> None:
+    if not WARM_START.is_file():
+        pytest.skip("warm start missing")
+    store = pair["store"]
+    model = LocalStore(WARM_START.parent, "")
+    summary = convert_frames(
+        store, "frames", "alignments.json", "demo.pt", "out_h", ConvertOptions(method="hybrid"),
+        faces_b="faces_b/alignments.json", model_store=model,
+    )  # fmt: skip
+    assert summary.frames_converted == SWAP_FRAMES and not summary.frame_errors
+    _check_real_swap(pair, "out_h")
+
+
+def test_real_face_methods_need_faces_b(pair: dict) -> None:
+    with pytest.raises(InvalidArgument) as err:
+        convert_frames(pair["store"], "frames", "alignments.json", "", "out_x", ConvertOptions())
+    assert err.value.field == "faces_b"
+
+
+def test_bank_from_frames_without_faces_is_refused(tmp_path: Path) -> None:
+    from services.common.errors import FailedPrecondition
+
+    with pytest.raises(FailedPrecondition):
+        build_bank([(0, "x", np.zeros((64, 64, 3), np.uint8), [])])
+    store = LocalStore(tmp_path, "t")
+    with pytest.raises(Exception) as err:
+        bank_from_alignments(store, "nope/alignments.json")
+    assert "run the detector on B" in str(err.value)
