@@ -68,6 +68,7 @@ def test_worker_trains_then_converts_one_chunk(
     # Pod with completion index 1 of an Indexed Job over 6 frames in chunks of 2: frames [2, 4).
     monkeypatch.setenv("JOB_COMPLETION_INDEX", "1")
     args = ["--frames", "j/frames/a", "--alignments", "j/faces/a/alignments.json", "--model", "j/model"]
+    args += ["--options", json.dumps({"method": "autoencoder"})]  # the trained model renders B
     code = main(["convert", *args, "--output", "j/swapped", "--total-frames", "6", "--chunk-size", "2"])
     summary = _last_json(capsys.readouterr().out)
     assert code == 0, summary
