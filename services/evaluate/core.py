@@ -51,7 +51,9 @@ EVAL_SECONDS = Histogram(
     "Wall time of one swap evaluation",
     buckets=(1, 5, 10, 30, 60, 120, 300, 900),
 )
-EVAL_READ_AS_B = Gauge("faceswap_evaluate_identity_match_ratio", "Share of sampled faces that read as person B, last evaluation")
+EVAL_READ_AS_B = Gauge(
+    "faceswap_evaluate_identity_match_ratio", "Share of sampled faces that read as person B, last evaluation"
+)
 
 # Thresholds for ``passed`` ("required") and advisory targets. ``unit`` says how a value is shown:
 # share (0..1 shown as %), x (ratio), L* (CIELAB lightness), pp (percentage points), frames, r (Pearson).
