@@ -54,8 +54,8 @@ buf:
 	.tools/node_modules/.bin/buf lint protos
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check services tests tools
-	$(VENV)/bin/ruff format --check services tests tools
+	$(VENV)/bin/ruff check services tests tools faceswap
+	$(VENV)/bin/ruff format --check services tests tools faceswap
 
 test: install proto-check lint
 	$(PY) -m pytest $(PYTEST_ARGS)

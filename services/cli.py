@@ -7,7 +7,7 @@ import importlib
 import logging
 import sys
 
-from services.common.errors import ServiceError
+from faceswap.errors import ServiceError
 
 # Modules exposing ``register(subparsers)``; a module missing here is simply skipped.
 COMMAND_MODULES = (
@@ -19,6 +19,11 @@ COMMAND_MODULES = (
     "services.evaluate.cli",
     "services.live.cli",
     "services.common.cli",
+)
+# Modules with more configuration variables (name -> (default, meaning)) for `faceswap config`.
+ENV_DOC_MODULES = (
+    ("services.orchestrator.settings", "ORCHESTRATOR_ENV_DOCS"),
+    ("services.orchestrator.k8s_jobs", "K8S_ENV_DOCS"),
 )
 
 
@@ -34,7 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name and name.startswith(exc.name):
                 continue
             raise
-        module.register(sub)
+        if name == "services.common.cli":
+            module.register(sub, ENV_DOC_MODULES)
+        else:
+            module.register(sub)
     return parser
 
 

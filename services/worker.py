@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, ServiceError
+from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound, ServiceError
 from services.common.logging import setup_logging
 
 log = logging.getLogger("faceswap.worker")
@@ -126,7 +126,7 @@ def _start_metrics() -> None:
 
 
 def run_train(args: argparse.Namespace) -> dict[str, Any]:
-    from services.common.storage import open_store
+    from faceswap.storage import open_store
     from services.trainer.loop import TrainOptions, train
 
     options = build_options(TrainOptions, parse_options(args.options))
@@ -146,7 +146,7 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
 def run_convert(args: argparse.Namespace) -> dict[str, Any]:
     index = completion_index(args.index)
     start, end = frame_range(index, args.chunk_size, args.total_frames)
-    from services.common.storage import open_store
+    from faceswap.storage import open_store
     from services.converter.swap import ConvertOptions, convert_frames
 
     options = build_options(ConvertOptions, parse_options(args.options))

@@ -101,14 +101,14 @@ def tls_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def local_store(tmp_path: Path):
-    from services.common.storage import LocalStore
+    from faceswap.storage import LocalStore
 
     return LocalStore(tmp_path / "store", "test")
 
 
 @pytest.fixture
 def s3_store(s3_env: dict[str, str]):
-    from services.common.storage import open_store
+    from faceswap.storage import open_store
 
     return open_store()
 

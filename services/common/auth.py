@@ -18,7 +18,7 @@ from typing import Any
 
 import grpc
 
-from services.common.errors import InvalidArgument
+from faceswap.errors import InvalidArgument
 
 ANONYMOUS = "local"
 HEALTH_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
@@ -134,7 +134,7 @@ def _with_client(
 def internal_clients(tokens: dict[str, str]) -> frozenset[str]:
     """Who may call an internal (stage) service: FACESWAP_INTERNAL_CLIENTS plus the id of this
     process's own FACESWAP_TOKEN (``faceswap serve`` gives every service the orchestrator's)."""
-    from services.common.config import env
+    from faceswap.config import env
 
     allowed = {c.strip() for c in env("FACESWAP_INTERNAL_CLIENTS").split(",") if c.strip()}
     own = tokens.get(os.environ.get("FACESWAP_TOKEN", ""))

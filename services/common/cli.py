@@ -6,19 +6,17 @@ import argparse
 import importlib
 import os
 
-from services.common.config import ENV_DOCS
+from faceswap.config import ENV_DOCS
 
 # Modules that document more variables (name -> (default, meaning)) next to the code that reads them.
-EXTRA_DOCS = (
-    ("services.common.limits", "LIMIT_ENV_DOCS"),
-    ("services.orchestrator.settings", "ORCHESTRATOR_ENV_DOCS"),
-    ("services.orchestrator.k8s_jobs", "K8S_ENV_DOCS"),
-)
+# The shared core knows no service: the `faceswap` entry point (services/cli.py) passes the services'
+# tables in through register(); the library's own tables are listed here.
+LIBRARY_DOCS = (("faceswap.limits", "LIMIT_ENV_DOCS"),)
 
 
-def all_env_docs() -> dict[str, tuple[str, str]]:
+def all_env_docs(extra: tuple[tuple[str, str], ...] = ()) -> dict[str, tuple[str, str]]:
     docs = dict(ENV_DOCS)
-    for module_name, attr in EXTRA_DOCS:
+    for module_name, attr in LIBRARY_DOCS + tuple(extra):
         try:
             docs.update(getattr(importlib.import_module(module_name), attr))
         except (ImportError, AttributeError):
@@ -26,13 +24,13 @@ def all_env_docs() -> dict[str, tuple[str, str]]:
     return docs
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction, extra_docs: tuple[tuple[str, str], ...] = ()) -> None:
     p = sub.add_parser("config", help="show configuration variables")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, env_doc_modules=tuple(extra_docs))
 
 
-def run(_args: argparse.Namespace) -> int:
-    for name, (default, doc) in all_env_docs().items():
+def run(args: argparse.Namespace) -> int:
+    for name, (default, doc) in all_env_docs(getattr(args, "env_doc_modules", ())).items():
         value = os.environ.get(name, default)
         print(f"{name}={value!s:<24} # {doc} (default {default!r})")
     return 0

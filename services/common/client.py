@@ -6,8 +6,8 @@ import json
 
 import grpc
 
+from faceswap.config import load_settings
 from services.common.auth import channel_credentials
-from services.common.config import load_settings
 
 
 def _service_config(service_names: list[str]) -> str:

@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 
-from services.common.config import env
+from faceswap.config import env
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 

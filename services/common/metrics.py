@@ -32,7 +32,7 @@ def start_metrics_server(port: int, addr: str | None = None) -> int:
     """Serves /metrics; port 0 picks a free one; addr defaults to FACESWAP_BIND_HOST (loopback).
     Returns the bound port."""
     if addr is None:
-        from services.common.config import env
+        from faceswap.config import env
 
         addr = env("FACESWAP_BIND_HOST") or "127.0.0.1"
     if addr.startswith("[") and addr.endswith("]"):

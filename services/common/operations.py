@@ -33,9 +33,9 @@ from typing import Any
 
 import grpc
 
+from faceswap.errors import NotFound, ResourceExhausted, ServiceError
+from faceswap.limits import check_stage_request
 from services.common.auth import current_client
-from services.common.errors import NotFound, ResourceExhausted, ServiceError
-from services.common.limits import check_stage_request
 from services.common.pb.faceswap.v1 import common_pb2, common_pb2_grpc
 
 log = logging.getLogger("faceswap.operations")
@@ -279,7 +279,7 @@ class OperationServicer(common_pb2_grpc.OperationServiceServicer):
     def StartOperation(
         self, request: common_pb2.StartOperationRequest, context: grpc.ServicerContext
     ) -> common_pb2.StartOperationResponse:
-        from services.common.errors import InvalidArgument, Unavailable
+        from faceswap.errors import InvalidArgument, Unavailable
 
         if not request.name or len(request.name) > MAX_NAME:
             raise InvalidArgument(f"a name of 1..{MAX_NAME} characters is required", field="name")
@@ -299,7 +299,7 @@ class OperationServicer(common_pb2_grpc.OperationServiceServicer):
                 raise NotFound(f"no operation {request.name!r}")  # never run over another client's
             if op is not None and not op.done:
                 if op.request_hash != digest:
-                    from services.common.errors import Aborted
+                    from faceswap.errors import Aborted
 
                     raise Aborted(f"operation {request.name!r} is running with another request")
                 return common_pb2.StartOperationResponse(operation=op.to_proto())

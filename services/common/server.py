@@ -23,11 +23,12 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from faceswap.config import env, load_settings
+from faceswap.errors import ServiceError, bounded
+from faceswap.limits import check_stage_request
 from services.common.auth import HEALTH_PREFIXES, auth_interceptors, current_client
 from services.common.auth import server_credentials as tls_server_credentials
-from services.common.config import env, load_settings
-from services.common.errors import ServiceError, bounded
-from services.common.limits import check_stage_request
+from services.common.errors import to_grpc
 from services.common.logging import setup_logging
 from services.common.metrics import instrument, split_method, start_metrics_server
 from services.common.operations import SERVICE_NAME as OPERATIONS_SERVICE
@@ -41,7 +42,7 @@ STORAGE_ERRNOS = frozenset({errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EIO, 
 def error_status(exc: BaseException, method: str) -> tuple[grpc.StatusCode, str]:
     """The status a client gets for an exception: a domain error's own, else INTERNAL (logged)."""
     if isinstance(exc, ServiceError):
-        return exc.code, bounded(exc.message)
+        return to_grpc(exc.code), bounded(exc.message)
     if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
         # Storage full, read-only or failing: worth retrying later; never the server's own path.
         log.warning("storage error in %s: %s", method, exc)

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import torch
 
-from services.common.storage import LocalStore, ObjectStore, join_key
+from faceswap.storage import LocalStore, ObjectStore, join_key
 from services.converter.compose import crop_face, paste_face
 from services.converter.options import ConvertOptions
 from services.converter.swap import PNG_PARAMS, build_plan, convert_frames, load_model, pick_device

@@ -8,8 +8,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
-from services.common.storage import LocalStore
+from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound
+from faceswap.storage import LocalStore
 from services.converter.faces_b import FaceBank
 from services.converter.options import (
     BLENDS,

@@ -20,8 +20,8 @@ from pathlib import PurePosixPath
 import cv2
 import numpy as np
 
-from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
-from services.common.storage import ObjectStore, join_key
+from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound
+from faceswap.storage import ObjectStore, join_key
 from services.converter.appearance import FaceIndex, roi_box
 from services.detector.alignments import Alignments
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from services.common.errors import FailedPrecondition
+from faceswap.errors import FailedPrecondition
 
 MaskFn = Callable[[np.ndarray, tuple[int, int], "np.ndarray | None"], np.ndarray]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from services.common.errors import InvalidArgument
+from faceswap.errors import InvalidArgument
 
 MASKS = ("hull", "components", "predicted")
 COLORS = ("mean", "reinhard", "histogram", "none")

@@ -7,10 +7,10 @@ import threading
 
 import grpc
 
-from services.common.errors import InvalidArgument
+from faceswap.errors import InvalidArgument
+from faceswap.storage import ObjectStore, open_store
 from services.common.pb.faceswap.v1 import common_pb2, converter_pb2, converter_pb2_grpc
 from services.common.server import ServiceSpec, serve
-from services.common.storage import ObjectStore, open_store
 from services.converter.options import ConvertOptions
 from services.converter.swap import ConvertSummary, convert_frames
 

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from prometheus_client import Counter, Gauge
 
-from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound
+from faceswap.storage import ObjectStore, join_key, validate_prefix
 from services.common.metrics import StageTimer
-from services.common.storage import ObjectStore, join_key, validate_prefix
 from services.converter import appearance
 from services.converter.compose import FacePlan, refit_matrix
 from services.converter.faces_b import FaceBank, bank_from_alignments, require_faces_b

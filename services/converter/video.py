@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from services.common.errors import FailedPrecondition, InvalidArgument
-from services.common.storage import ObjectStore
+from faceswap.errors import FailedPrecondition, InvalidArgument
+from faceswap.storage import ObjectStore
 from services.converter.faces_b import FaceBank
 from services.converter.options import ConvertOptions
 from services.converter.pipeline import FrameTask

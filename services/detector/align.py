@@ -15,7 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from services.common.errors import InvalidArgument
+from faceswap.errors import InvalidArgument
 
 MIN_SIZE = 64
 MAX_SIZE = 512

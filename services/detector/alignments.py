@@ -58,7 +58,7 @@ from typing import Any
 
 import numpy as np
 
-from services.common.errors import InvalidArgument
+from faceswap.errors import InvalidArgument
 
 VERSION = 1
 STATUSES = ("ok", "no_face", "filtered", "unreadable")

@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from services.common.storage import LocalStore
+from faceswap.storage import LocalStore
 from services.detector.detect import box_iou, to_gray
 from services.detector.extract import DetectOptions, extract_face_set, get_pool, resolve_jobs
 from services.detector.models import get_model

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from services.common.errors import InvalidArgument
+from faceswap.errors import InvalidArgument
 from services.detector.models import get_model, model_lock
 
 DETECTORS = ("hog", "cnn")

@@ -30,8 +30,8 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 
-from services.common.errors import InvalidArgument
-from services.common.storage import ObjectInfo, ObjectStore, join_key, validate_prefix
+from faceswap.errors import InvalidArgument
+from faceswap.storage import ObjectInfo, ObjectStore, join_key, validate_prefix
 from services.detector import metrics
 from services.detector.align import check_size
 from services.detector.alignments import Alignments, FrameRecord
@@ -540,7 +540,7 @@ def extract_from_path(
     on_progress: Callable[[int, FrameRecord], None] | None = None,
 ) -> ExtractSummary:
     """CLI entry: a folder of frames or photos, or a video file -> faces/ + alignments.json."""
-    from services.common.storage import LocalStore
+    from faceswap.storage import LocalStore
 
     options.validate()
     load_reference_embeddings(options, lambda p: Path(p).read_bytes())

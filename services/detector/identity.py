@@ -11,7 +11,7 @@ from collections.abc import Iterable
 import cv2
 import numpy as np
 
-from services.common.errors import InvalidArgument
+from faceswap.errors import InvalidArgument
 from services.detector.detect import detect_faces, predict_landmarks, to_gray
 from services.detector.models import get_model, model_lock
 

@@ -7,7 +7,7 @@ import tempfile
 import cv2
 import numpy as np
 
-from services.common.limits import image_size, load_limits
+from faceswap.limits import image_size, load_limits
 
 
 def decode_image(data: bytes) -> np.ndarray | None:

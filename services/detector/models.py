@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from services.common.errors import FailedPrecondition
+from faceswap.errors import FailedPrecondition
 
 SHAPE_PREDICTOR_68 = "shape_predictor_68_face_landmarks.dat"
 FACE_RECOGNITION = "dlib_face_recognition_resnet_model_v1.dat"

@@ -10,12 +10,12 @@ from collections.abc import Iterator
 
 import grpc
 
-from services.common.config import load_settings
-from services.common.errors import InvalidArgument
+from faceswap.config import load_settings
+from faceswap.errors import InvalidArgument
+from faceswap.storage import ObjectInfo, ObjectStore, open_store
 from services.common.operations import report_progress
 from services.common.pb.faceswap.v1 import common_pb2, detector_pb2, detector_pb2_grpc
 from services.common.server import ServiceSpec, serve
-from services.common.storage import ObjectInfo, ObjectStore, open_store
 from services.detector.alignments import FaceRecord, FrameRecord
 from services.detector.extract import DetectOptions, detect_stored_frames, extract_face_set
 

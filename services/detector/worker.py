@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from services.common.errors import ServiceError
+from faceswap.errors import ServiceError
 from services.detector.align import align_face
 from services.detector.alignments import FaceRecord, FrameRecord
 from services.detector.detect import (

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from services.common.errors import InvalidArgument
+from faceswap.errors import InvalidArgument
 
 
 def register(sub: argparse._SubParsersAction) -> None:

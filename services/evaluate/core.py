@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
 
-from services.common.errors import InvalidArgument, NotFound
-from services.common.storage import ObjectStore, validate_key, validate_prefix
+from faceswap.errors import InvalidArgument, NotFound
+from faceswap.storage import ObjectStore, validate_key, validate_prefix
 from services.evaluate import metrics as m
 from services.evaluate.faces import SAME_PERSON_DISTANCE, FaceAnalyzer
 from services.evaluate.inputs import (

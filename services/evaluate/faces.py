@@ -15,7 +15,7 @@ import cv2
 import dlib
 import numpy as np
 
-from services.common.errors import FailedPrecondition
+from faceswap.errors import FailedPrecondition
 
 LANDMARKS_FILE = "shape_predictor_68_face_landmarks.dat"
 EMBEDDING_FILE = "dlib_face_recognition_resnet_model_v1.dat"

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from services.common.errors import InvalidArgument, NotFound
+from faceswap.errors import InvalidArgument, NotFound
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}

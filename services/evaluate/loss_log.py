@@ -20,7 +20,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from services.common.errors import InvalidArgument, NotFound
+from faceswap.errors import InvalidArgument, NotFound
 
 X_NAMES = ("step", "steps", "iteration", "iter", "epoch", "samples", "sample")
 LIST_KEYS = ("history", "losses", "records", "log", "progress", "steps", "entries")

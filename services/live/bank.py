@@ -23,8 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
-from services.common.storage import ObjectStore
+from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound
+from faceswap.storage import ObjectStore
 from services.converter import appearance as ap
 from services.detector.detect import detect_faces, predict_landmarks, to_gray
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from services.common.errors import InvalidArgument
+from faceswap.errors import InvalidArgument
 from services.common.pb.faceswap.v1 import live_pb2
 
 

@@ -30,8 +30,8 @@ import cv2
 import grpc
 import numpy as np
 
-from services.common.errors import InvalidArgument, ResourceExhausted, ServiceError
-from services.common.limits import image_size, load_limits
+from faceswap.errors import InvalidArgument, ResourceExhausted, ServiceError
+from faceswap.limits import image_size, load_limits
 from services.converter import appearance as ap
 from services.detector.detect import (
     Tracked,

@@ -17,10 +17,10 @@ from collections.abc import Iterator
 
 import grpc
 
-from services.common.errors import InvalidArgument, ResourceExhausted
+from faceswap.errors import InvalidArgument, ResourceExhausted
+from faceswap.storage import ObjectStore, open_store
 from services.common.pb.faceswap.v1 import common_pb2, live_pb2, live_pb2_grpc
 from services.common.server import ServiceSpec, serve
-from services.common.storage import ObjectStore, open_store
 from services.live import metrics
 from services.live.bank import FaceBank, bank_from_path, bank_from_store
 from services.live.core import JPEG, RAW, InFrame, LivePipeline, LiveSession, LiveSettings, OutFrame

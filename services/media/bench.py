@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from services.common.storage import LocalStore
+from faceswap.storage import LocalStore
 from services.media.core import PNG_LEVEL, encode_video, extract_frames, find_ffmpeg, probe, read_frames
 from services.media.ffmpeg import encoder_names, passthrough_args
 

@@ -8,8 +8,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from services.common.errors import InvalidArgument, NotFound
-from services.common.storage import LocalStore
+from faceswap.errors import InvalidArgument, NotFound
+from faceswap.storage import LocalStore
 from services.media import core
 
 

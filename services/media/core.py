@@ -21,8 +21,8 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 
-from services.common.errors import Aborted, InvalidArgument, NotFound
-from services.common.storage import ObjectStore, join_key, validate_key, validate_prefix
+from faceswap.errors import Aborted, InvalidArgument, NotFound
+from faceswap.storage import ObjectStore, join_key, validate_key, validate_prefix
 from services.media import metrics
 from services.media.ffmpeg import find_ffmpeg, find_ffprobe
 from services.media.frames import (

@@ -11,7 +11,7 @@ import threading
 from collections import deque
 from typing import IO
 
-from services.common.errors import FailedPrecondition, InvalidArgument
+from faceswap.errors import FailedPrecondition, InvalidArgument
 
 # Overrides for unusual installs (and for tests of the fallback): a path, or "none" for ffprobe.
 FFMPEG_ENV = "FACESWAP_FFMPEG"

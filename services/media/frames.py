@@ -19,7 +19,7 @@ from types import TracebackType
 
 import numpy as np
 
-from services.common.errors import InvalidArgument, NotFound, ServiceError
+from faceswap.errors import InvalidArgument, NotFound, ServiceError
 from services.media import metrics
 from services.media.ffmpeg import (
     StderrTail,

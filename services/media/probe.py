@@ -15,7 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from services.common.errors import InvalidArgument, NotFound
+from faceswap.errors import InvalidArgument, NotFound
 from services.media.ffmpeg import (
     CONTAINER_NAMES,
     demuxer_for,

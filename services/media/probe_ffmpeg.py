@@ -12,7 +12,7 @@ from collections import Counter
 from fractions import Fraction
 from typing import Any
 
-from services.common.errors import InvalidArgument
+from faceswap.errors import InvalidArgument
 from services.media.ffmpeg import demuxer_for, input_args
 from services.media.probe import (
     IMAGE_DEMUXERS,

@@ -9,11 +9,11 @@ from fractions import Fraction
 
 import grpc
 
-from services.common.errors import InvalidArgument
+from faceswap.errors import InvalidArgument
+from faceswap.storage import ObjectStore, open_store
 from services.common.operations import report_progress
 from services.common.pb.faceswap.v1 import common_pb2, media_pb2, media_pb2_grpc
 from services.common.server import ServiceSpec, serve
-from services.common.storage import ObjectStore, open_store
 from services.media import core
 
 SERVICE_NAME = media_pb2.DESCRIPTOR.services_by_name["MediaService"].full_name

@@ -21,8 +21,8 @@ import time
 
 from prometheus_client import Counter
 
+from faceswap.storage import ObjectStore, join_key
 from services.common.pb.faceswap.v1 import jobs_pb2
-from services.common.storage import ObjectStore, join_key
 from services.orchestrator.jobs import JobKeys
 from services.orchestrator.settings import OrchestratorSettings
 from services.orchestrator.store import CANCELLING, QUEUED, RUNNING, SUCCEEDED, JobStore

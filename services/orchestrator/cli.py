@@ -16,8 +16,9 @@ from pathlib import Path
 import grpc
 from google.protobuf import json_format
 
-from services.common.config import load_settings
-from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, from_rpc_error
+from faceswap.config import load_settings
+from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.common.errors import from_rpc_error
 from services.common.pb.faceswap.v1 import jobs_pb2
 from services.orchestrator.client import JobClient, state_name
 from services.orchestrator.jobs import IMAGE_EXTS, VIDEO_EXTS

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import grpc
 
+from faceswap.config import load_settings
 from services.common.auth import call_metadata
 from services.common.client import make_channel
-from services.common.config import load_settings
 from services.common.pb.faceswap.v1 import common_pb2, jobs_pb2, jobs_pb2_grpc
 
 UPLOAD_CHUNK = 1024 * 1024

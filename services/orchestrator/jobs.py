@@ -20,11 +20,11 @@ import time
 from collections.abc import Callable
 from pathlib import PurePosixPath
 
+from faceswap.errors import InvalidArgument, NotFound, PermissionDenied, echo
+from faceswap.limits import check_count, check_image, check_train_steps, load_limits
+from faceswap.storage import ObjectStore, join_key, validate_key, validate_prefix
 from services.common.auth import ANONYMOUS, current_client
-from services.common.errors import InvalidArgument, NotFound, PermissionDenied, echo
-from services.common.limits import check_count, check_image, check_train_steps, load_limits
 from services.common.pb.faceswap.v1 import common_pb2, jobs_pb2
-from services.common.storage import ObjectStore, join_key, validate_key, validate_prefix
 from services.converter.options import ConvertOptions
 from services.orchestrator.store import (
     CANCELLED,

@@ -33,7 +33,7 @@ from typing import Any
 
 from kubernetes import client as k8s
 
-from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 
 K8S_ENV_DOCS: dict[str, tuple[str, str]] = {
     "FACESWAP_RUNNER": (

@@ -18,7 +18,7 @@ from typing import Any
 
 import grpc
 
-from services.common.errors import FailedPrecondition, Unavailable
+from faceswap.errors import FailedPrecondition, Unavailable
 from services.common.pb.faceswap.v1 import jobs_pb2
 from services.orchestrator import k8s_jobs
 from services.orchestrator.jobs import JobKeys

@@ -23,8 +23,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from faceswap.errors import Unavailable
 from services.common.auth import channel_credentials
-from services.common.errors import Unavailable
 
 SERVICES = ("media", "detector", "trainer", "converter", "orchestrator")
 ADDR_ENV = {

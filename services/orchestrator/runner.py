@@ -22,11 +22,12 @@ from typing import Any, Protocol
 import grpc
 from prometheus_client import Counter
 
+from faceswap.config import Settings, env, load_settings
+from faceswap.errors import ServiceError
+from faceswap.limits import check_video
+from faceswap.storage import ChecksumMismatch, ObjectStore, join_key
 from services.common.auth import call_metadata
 from services.common.client import make_channel
-from services.common.config import Settings, env, load_settings
-from services.common.errors import ServiceError
-from services.common.limits import check_video
 from services.common.operations import SERVICE_NAME as OPERATIONS_SERVICE
 from services.common.pb.faceswap.v1 import (
     common_pb2,
@@ -41,7 +42,6 @@ from services.common.pb.faceswap.v1 import (
     trainer_pb2,
     trainer_pb2_grpc,
 )
-from services.common.storage import ChecksumMismatch, ObjectStore, join_key
 from services.converter.options import ConvertOptions
 from services.orchestrator.jobs import IMAGE_EXTS, STAGES, JobKeys, extension
 from services.orchestrator.settings import OrchestratorSettings, load_orchestrator_settings

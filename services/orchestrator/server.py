@@ -16,12 +16,12 @@ from pathlib import Path
 
 import grpc
 
+from faceswap.config import load_settings
+from faceswap.errors import AlreadyExists, InvalidArgument, NotFound, ResourceExhausted, echo
+from faceswap.storage import CHUNK, ObjectStore, open_store, validate_key
 from services.common.auth import current_client
-from services.common.config import load_settings
-from services.common.errors import AlreadyExists, InvalidArgument, NotFound, ResourceExhausted, echo
 from services.common.pb.faceswap.v1 import common_pb2, jobs_pb2, jobs_pb2_grpc
 from services.common.server import ServiceSpec, serve
-from services.common.storage import CHUNK, ObjectStore, open_store, validate_key
 from services.orchestrator.cleanup import cleanup_due, run_cleanup
 from services.orchestrator.jobs import (
     PROTO_TO_STATE,

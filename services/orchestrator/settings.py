@@ -1,4 +1,4 @@
-"""The orchestrator's own configuration variables (the shared ones live in services.common.config)."""
+"""The orchestrator's own configuration variables (the shared ones live in faceswap.config)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import socket
 import uuid
 from dataclasses import dataclass
 
-from services.common.config import env
+from faceswap.config import env
 
 ORCHESTRATOR_ENV_DOCS: dict[str, tuple[str, str]] = {
     "FACESWAP_MAX_RUNNING_JOBS": ("1", "jobs running at once across all orchestrators; the rest wait QUEUED"),
@@ -15,7 +15,7 @@ ORCHESTRATOR_ENV_DOCS: dict[str, tuple[str, str]] = {
     "FACESWAP_STAGE_RETRY_SECONDS": ("300", "how long a stage retries UNAVAILABLE/DEADLINE_EXCEEDED"),
     "FACESWAP_CONVERT_CHUNK_FRAMES": ("0", "frames per conversion chunk (0 = about 10 chunks per video)"),
     "FACESWAP_WORKER_ID": ("", "stable orchestrator id (a restart reclaims its own jobs at once)"),
-    "FACESWAP_MAX_UPLOAD_MB": ("2048", "largest file UploadFile accepts, MiB (see services.common.limits)"),
+    "FACESWAP_MAX_UPLOAD_MB": ("2048", "largest file UploadFile accepts, MiB (see faceswap.limits)"),
     "FACESWAP_POLL_SECONDS": ("1.0", "how often idle workers and SQLite watchers poll the database"),
     "FACESWAP_FAILED_RETENTION_S": (
         "0",

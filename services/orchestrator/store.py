@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services.common.config import load_settings
-from services.common.errors import AlreadyExists, InvalidArgument, NotFound, ServiceError
+from faceswap.config import load_settings
+from faceswap.errors import AlreadyExists, InvalidArgument, NotFound, ServiceError
 
 log = logging.getLogger("faceswap.orchestrator.store")
 
@@ -651,7 +651,7 @@ class PostgresJobStore(JobStore):
         try:
             return self._psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=10)
         except self._psycopg.OperationalError as exc:
-            from services.common.errors import Unavailable
+            from faceswap.errors import Unavailable
 
             raise Unavailable(f"cannot connect to the job database: {exc}".strip()) from exc
 

@@ -30,8 +30,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, ServiceError
-from services.common.storage import ObjectStore, join_key
+from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound, ServiceError
+from faceswap.storage import ObjectStore, join_key
 from services.trainer.model import FaceSwapModel, ModelConfig, build_model_from_config
 
 log = logging.getLogger("faceswap.trainer")

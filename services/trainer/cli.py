@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from services.common.errors import InvalidArgument, NotFound
-from services.common.storage import LocalStore, ObjectInfo, ObjectStore
+from faceswap.errors import InvalidArgument, NotFound
+from faceswap.storage import LocalStore, ObjectInfo, ObjectStore
 from services.trainer import checkpoint as ckpt_io
 from services.trainer.loop import TrainOptions, TrainProgress, train
 from services.trainer.model import PRESETS
@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m services.trainer.cli train ...`: the train commands without the other services' CLIs."""
     import logging
 
-    from services.common.errors import ServiceError
+    from faceswap.errors import ServiceError
 
     parser = argparse.ArgumentParser(prog="faceswap")
     register(parser.add_subparsers(dest="command", required=True))

@@ -22,8 +22,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, ServiceError
-from services.common.storage import ObjectStore, join_key, validate_prefix
+from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound, ServiceError
+from faceswap.storage import ObjectStore, join_key, validate_prefix
 from services.detector.alignments import Alignments
 
 log = logging.getLogger("faceswap.trainer")

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from prometheus_client import Counter, Gauge, Histogram
 
-from services.common.errors import FailedPrecondition, InvalidArgument
-from services.common.storage import ObjectStore, validate_prefix
+from faceswap.errors import FailedPrecondition, InvalidArgument
+from faceswap.storage import ObjectStore, validate_prefix
 from services.trainer import checkpoint as ckpt_io
 from services.trainer.augment import AugmentConfig, FaceBank, sample_batch, step_generator
 from services.trainer.data import load_face_set, same_face_set

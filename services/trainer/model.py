@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from services.common.errors import FailedPrecondition, InvalidArgument
+from faceswap.errors import FailedPrecondition, InvalidArgument
 
 IDENTITIES = ("a", "b")
 

@@ -12,8 +12,8 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
-from services.common.errors import NotFound, ServiceError
-from services.common.storage import ObjectStore, validate_prefix
+from faceswap.errors import NotFound, ServiceError
+from faceswap.storage import ObjectStore, validate_prefix
 from services.trainer.loop import TrainOptions, TrainProgress, train
 
 log = logging.getLogger("faceswap.trainer")

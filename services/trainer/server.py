@@ -6,10 +6,10 @@ import argparse
 
 import grpc
 
-from services.common.errors import InvalidArgument
+from faceswap.errors import InvalidArgument
+from faceswap.storage import ObjectStore, open_store
 from services.common.pb.faceswap.v1 import common_pb2, trainer_pb2, trainer_pb2_grpc
 from services.common.server import ServiceSpec, serve
-from services.common.storage import ObjectStore, open_store
 from services.trainer.loop import TrainOptions
 from services.trainer.runs import Run, TrainingManager
 

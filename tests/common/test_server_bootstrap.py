@@ -9,7 +9,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from services.common.errors import InvalidArgument
+from faceswap.errors import InvalidArgument
 from services.common.pb.faceswap.v1 import media_pb2, media_pb2_grpc
 from services.common.server import ServiceSpec, start_server
 

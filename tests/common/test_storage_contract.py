@@ -10,8 +10,8 @@ import threading
 
 import pytest
 
-from services.common.errors import InvalidArgument, NotFound
-from services.common.storage import ChecksumMismatch, LocalStore, ObjectStore, validate_key
+from faceswap.errors import InvalidArgument, NotFound
+from faceswap.storage import ChecksumMismatch, LocalStore, ObjectStore, validate_key
 
 
 def test_put_get_overwrite_delete(any_store: ObjectStore) -> None:

@@ -10,9 +10,9 @@ from typing import BinaryIO
 import grpc
 import pytest
 
+from faceswap.storage import LocalStore, ObjectInfo
 from services.common.pb.faceswap.v1 import common_pb2, media_pb2, media_pb2_grpc
 from services.common.server import start_server
-from services.common.storage import LocalStore, ObjectInfo
 from services.media.server import build_spec
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "liveportrait_s18.mp4"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from services.common.errors import InvalidArgument
-from services.common.storage import LocalStore, validate_prefix
+from faceswap.errors import InvalidArgument
+from faceswap.storage import LocalStore, validate_prefix
 
 
 def _empty_dirs(top: Path) -> list[Path]:

@@ -17,7 +17,7 @@ from converter_helpers import (
     save_model,
 )
 
-from services.common.storage import LocalStore
+from faceswap.storage import LocalStore
 from services.detector.alignments import Alignments
 
 

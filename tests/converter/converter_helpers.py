@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import torch
 
-from services.common.storage import ObjectStore, join_key
+from faceswap.storage import ObjectStore, join_key
 from services.detector.alignments import Alignments
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from converter_helpers import ROOT, SWAP_FRAMES, detect_alignments, put_frames, read_clip
 
-from services.common.errors import InvalidArgument
-from services.common.storage import LocalStore
+from faceswap.errors import InvalidArgument
+from faceswap.storage import LocalStore
 from services.converter import appearance as ap
 from services.converter.faces_b import FaceBank, bank_from_alignments, build_bank
 from services.converter.options import ConvertOptions
@@ -150,7 +150,7 @@ def test_real_face_methods_need_faces_b(pair: dict) -> None:
 
 
 def test_bank_from_frames_without_faces_is_refused(tmp_path: Path) -> None:
-    from services.common.errors import FailedPrecondition
+    from faceswap.errors import FailedPrecondition
 
     with pytest.raises(FailedPrecondition):
         build_bank([(0, "x", np.zeros((64, 64, 3), np.uint8), [])])

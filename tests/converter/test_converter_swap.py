@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from converter_helpers import CLIP, SWAP_FRAMES, put_frames
 
-from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
-from services.common.storage import LocalStore, ObjectStore
+from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound
+from faceswap.storage import LocalStore, ObjectStore
 from services.converter.options import ConvertOptions
 from services.converter.swap import convert_frames
 from services.detector.alignments import Alignments

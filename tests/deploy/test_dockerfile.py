@@ -84,4 +84,4 @@ def test_copied_paths_exist_in_the_context() -> None:
         for src in parts[:-1]:
             assert (ROOT / src).exists(), f"COPY source {src} missing from the build context"
     ignore = (DOCKERFILE.parent / "Dockerfile.dockerignore").read_text()
-    assert "!services/" in ignore and "!requirements.txt" in ignore
+    assert "!services/" in ignore and "!faceswap/" in ignore and "!requirements.txt" in ignore

@@ -21,7 +21,7 @@ import pytest
 from chart_render import by_kind, manifests, profile
 from kube_emulator import KubeEmulator
 
-from services.common.errors import FailedPrecondition
+from faceswap.errors import FailedPrecondition
 from services.orchestrator import k8s_jobs
 
 NS = "faceswap"
@@ -121,7 +121,7 @@ def test_kueue_job_is_created_suspended_then_watched_to_success(api: KubeEmulato
 
 
 def test_a_failed_index_fails_the_stage_naming_its_frames(api: KubeEmulator, pool, tmp_path: Path) -> None:
-    from services.common.storage import LocalStore
+    from faceswap.storage import LocalStore
     from services.orchestrator.k8s_runner import KubernetesJobRunner
     from services.orchestrator.runner import StageFailed
     from services.orchestrator.settings import load_orchestrator_settings
@@ -294,7 +294,7 @@ def test_transient_api_errors_are_retried(api: KubeEmulator, pool) -> None:
 
     # Persisting errors end in Unavailable (the runner makes it a retryable UNAVAILABLE stage error).
     api.kmock[f"get {path}/{submitted.name}/status"] << 502
-    from services.common.errors import Unavailable
+    from faceswap.errors import Unavailable
 
     with pytest.raises(Unavailable, match="failed 4 times"):
         k8s_jobs.job_status(submitted.name, NS, client=api.client)

@@ -7,7 +7,7 @@ import json
 import pytest
 from chart_render import by_kind, manifests, profile, validate
 
-from services.common.errors import InvalidArgument
+from faceswap.errors import InvalidArgument
 from services.orchestrator import k8s_jobs
 from services.worker import build_options, completion_index, frame_range, main
 

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from services.common.errors import InvalidArgument
+from faceswap.errors import InvalidArgument
 from services.detector.align import (
     MEAN_FACE_68,
     align_face,

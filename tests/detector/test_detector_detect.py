@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from services.common.errors import InvalidArgument
+from faceswap.errors import InvalidArgument
 from services.detector.detect import detect_faces, predict_landmarks
 from services.detector.extract import DetectOptions, detect_images
 

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from services.common.errors import InvalidArgument
-from services.common.storage import ObjectStore
+from faceswap.errors import InvalidArgument
+from faceswap.storage import ObjectStore
 from services.detector.alignments import Alignments
 from services.detector.extract import DetectOptions, extract_face_set
 

@@ -11,10 +11,10 @@ import cv2
 import grpc
 import pytest
 
+from faceswap.storage import ObjectStore
 from services.cli import main as cli_main
 from services.common.pb.faceswap.v1 import common_pb2, detector_pb2, detector_pb2_grpc
 from services.common.server import start_server
-from services.common.storage import ObjectStore
 from services.detector.server import build_spec
 
 

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from services.common.errors import InvalidArgument, NotFound
+from faceswap.errors import InvalidArgument, NotFound
 from services.evaluate import metrics as m
 from services.evaluate.core import BSet, build_b_set
 from services.evaluate.faces import FaceAnalyzer

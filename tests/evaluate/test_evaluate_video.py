@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
+from faceswap.errors import InvalidArgument, NotFound
 from services.cli import main as faceswap_main
-from services.common.errors import InvalidArgument, NotFound
 from services.evaluate.core import EvalResult, evaluate, evaluate_job
 from services.evaluate.report import SECTIONS, render_html, write_json, write_report
 

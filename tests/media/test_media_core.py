@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
-from services.common.errors import Aborted, InvalidArgument, NotFound
-from services.common.storage import LocalStore, ObjectStore
+from faceswap.errors import Aborted, InvalidArgument, NotFound
+from faceswap.storage import LocalStore, ObjectStore
 from services.media.core import (
     VideoWriter,
     encode_video,

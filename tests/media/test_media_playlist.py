@@ -15,9 +15,9 @@ from pathlib import Path
 import grpc
 import pytest
 
+from faceswap.storage import LocalStore
 from services.common.pb.faceswap.v1 import common_pb2, media_pb2, media_pb2_grpc
 from services.common.server import RunningServer, start_server
-from services.common.storage import LocalStore
 from services.media.core import find_ffmpeg, probe
 from services.media.server import build_spec
 

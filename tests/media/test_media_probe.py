@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from services.common.errors import InvalidArgument, NotFound
+from faceswap.errors import InvalidArgument, NotFound
 from services.media.core import probe, read_frames
 from services.media.ffmpeg import FFMPEG_ENV, FFPROBE_ENV, summarize_stderr
 

@@ -10,10 +10,10 @@ import grpc
 import pytest
 from prometheus_client import REGISTRY
 
+from faceswap.storage import LocalStore
 from services.common.client import make_channel
 from services.common.pb.faceswap.v1 import common_pb2, media_pb2, media_pb2_grpc
 from services.common.server import start_server
-from services.common.storage import LocalStore
 from services.media.server import SERVICE_NAME, build_spec
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import grpc
 import pytest
 
+from faceswap.storage import LocalStore
 from services.common.pb.faceswap.v1 import common_pb2, jobs_pb2
 from services.common.server import start_server
-from services.common.storage import LocalStore
 from services.orchestrator.client import JobClient
 from services.orchestrator.server import build_spec
 from services.orchestrator.store import open_job_store

@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 import pytest
 
+from faceswap.storage import LocalStore, ObjectStore, open_store
 from services.common.client import make_channel
 from services.common.pb.faceswap.v1 import jobs_pb2, trainer_pb2, trainer_pb2_grpc
-from services.common.storage import LocalStore, ObjectStore, open_store
 from services.orchestrator.client import TERMINAL, JobClient
 from services.orchestrator.launcher import ServiceGroup
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from services.common.errors import AlreadyExists, InvalidArgument, NotFound
+from faceswap.errors import AlreadyExists, InvalidArgument, NotFound
 from services.orchestrator.store import (
     CANCELLED,
     CANCELLING,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from faceswap.storage import LocalStore, ObjectStore
 from services.common.server import RunningServer, start_server
-from services.common.storage import LocalStore, ObjectStore
 from services.orchestrator.store import JobStore, open_job_store
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import grpc
 
+from faceswap.storage import LocalStore
 from services.common.pb.faceswap.v1 import common_pb2, common_pb2_grpc, detector_pb2
 from services.common.server import start_server
-from services.common.storage import LocalStore
 
 
 def test_detect_reports_progress_before_the_stage_ends(tmp_path: Path, short_clip: Path) -> None:

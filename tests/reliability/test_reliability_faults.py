@@ -13,8 +13,8 @@ from typing import BinaryIO
 import pytest
 from reliability_support import SAMPLES, TOKENS, cut_clip
 
+from faceswap.storage import LocalStore, ObjectInfo, ObjectStore
 from services.common.pb.faceswap.v1 import jobs_pb2
-from services.common.storage import LocalStore, ObjectInfo, ObjectStore
 from services.orchestrator.client import TERMINAL, JobClient
 from services.orchestrator.launcher import ServiceGroup
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from reliability_support import SAMPLES, cut_clip
 
+from faceswap.storage import LocalStore
 from services.common.pb.faceswap.v1 import jobs_pb2
-from services.common.storage import LocalStore
 from services.orchestrator.client import TERMINAL, JobClient
 from services.orchestrator.launcher import ServiceGroup
 

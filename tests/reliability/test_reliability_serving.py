@@ -18,9 +18,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from netutil import free_port
 
+from faceswap.storage import LocalStore
 from services.common.pb.faceswap.v1 import jobs_pb2, jobs_pb2_grpc
 from services.common.server import RunningServer, start_server
-from services.common.storage import LocalStore
 from services.orchestrator.client import JobClient
 from services.orchestrator.launcher import ROOT, health_ok
 

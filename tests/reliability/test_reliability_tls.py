@@ -8,8 +8,8 @@ import grpc
 import pytest
 from reliability_support import SAMPLES, TOKENS
 
+from faceswap.storage import LocalStore
 from services.common.server import start_server
-from services.common.storage import LocalStore
 from services.orchestrator.client import JobClient
 from services.orchestrator.server import build_spec
 from services.orchestrator.store import open_job_store

@@ -9,7 +9,7 @@ import pytest
 import torch
 from trainer_faces import RawFace, extract_faces, write_face_set
 
-from services.common.storage import ObjectStore
+from faceswap.storage import ObjectStore
 
 
 @pytest.fixture(scope="session")

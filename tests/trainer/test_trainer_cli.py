@@ -11,7 +11,7 @@ import pytest
 import torch
 from trainer_faces import write_face_set
 
-from services.common.storage import LocalStore
+from faceswap.storage import LocalStore
 from services.trainer import checkpoint as ckpt_io
 from services.trainer.cli import main
 

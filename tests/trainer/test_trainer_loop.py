@@ -9,8 +9,8 @@ import pytest
 import torch
 from trainer_faces import write_face_set
 
-from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
-from services.common.storage import join_key
+from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound
+from faceswap.storage import join_key
 from services.trainer import checkpoint as ckpt_io
 from services.trainer.loop import TrainOptions, train
 from services.trainer.model import build_model

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from services.common.errors import InvalidArgument
+from faceswap.errors import InvalidArgument
 from services.trainer.model import PRESETS, build_model, count_parameters
 
 

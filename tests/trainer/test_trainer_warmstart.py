@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from services.common.storage import LocalStore
+from faceswap.storage import LocalStore
 from services.trainer import checkpoint as ckpt_io
 from services.trainer.loop import TrainOptions, train
 

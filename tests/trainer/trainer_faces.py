@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from services.common.storage import ObjectStore, join_key
+from faceswap.storage import ObjectStore, join_key
 from services.detector.alignments import Alignments, FaceRecord, FrameRecord
 from services.trainer.augment import umeyama
 

@@ -63,7 +63,7 @@ conversion run as Jobs and the trainer / converter Deployments would only hold G
 {{- if and $svc.enabled (not (and .root.Values.kubernetesJobs.enabled (has .name (list "trainer" "converter")))) }}true{{ end }}
 {{- end }}
 
-{{/* The address env variable a service is reached by (services/common/config.py ENV_DOCS) */}}
+{{/* The address env variable a service is reached by (faceswap/config.py ENV_DOCS) */}}
 {{- define "faceswap.addrVar" -}}
 {{- if eq . "orchestrator" }}FACESWAP_JOBS_ADDR{{ else }}{{ printf "FACESWAP_%s_ADDR" (upper .) }}{{ end }}
 {{- end }}

@@ -18,8 +18,8 @@ import struct
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from services.common.config import env
-from services.common.errors import InvalidArgument, ResourceExhausted
+from faceswap.config import env
+from faceswap.errors import InvalidArgument, ResourceExhausted
 
 LIMIT_ENV_DOCS: dict[str, tuple[str, str]] = {
     "FACESWAP_MAX_UPLOAD_MB": ("2048", "largest file UploadFile accepts, MiB"),

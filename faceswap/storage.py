@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from services.common.config import StorageConfig, load_settings
-from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, ServiceError, echo
+from faceswap.config import StorageConfig, load_settings
+from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound, ServiceError, echo
 
 CHUNK = 1024 * 1024
 _KEY_SEGMENT = re.compile(r"^[A-Za-z0-9._@=+,-]+$")
