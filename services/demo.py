@@ -24,10 +24,10 @@ import time
 import uuid
 from pathlib import Path
 
-from services.converter.options import METHODS, ConvertOptions
+from faceswap.options.convert import METHODS, ConvertOptions
 
 # ---- tune the demo here ------------------------------------------------------------------------
-PRESET = "demo"  # trainer preset (services/trainer/model.py PRESETS)
+PRESET = "demo"  # trainer preset (faceswap/model/network.py PRESETS)
 # Fine-tuning steps (about 180 s on 2 cores); the time budget below stops slower machines earlier.
 STEPS = 600
 MAX_SECONDS = 180.0  # fine-tuning budget with the warm start, s (the other stages take ~3 min on 2 cores)

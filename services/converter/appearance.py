@@ -32,7 +32,7 @@ from itertools import pairwise
 import cv2
 import numpy as np
 
-from services.detector.align import umeyama
+from faceswap.face.geometry import umeyama
 
 # Points that move little with expression: nose bridge and base, the eyes' corners.
 STABLE_POINTS = np.array([27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 39, 42, 45])

@@ -17,11 +17,11 @@ import cv2
 import numpy as np
 import torch
 
+from faceswap.face.alignments import Alignments
+from faceswap.options.convert import ConvertOptions
 from faceswap.storage import LocalStore, ObjectStore, join_key
 from services.converter.compose import crop_face, paste_face
-from services.converter.options import ConvertOptions
 from services.converter.swap import PNG_PARAMS, build_plan, convert_frames, load_model, pick_device
-from services.detector.alignments import Alignments
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIP = ROOT / "samples" / "liveportrait_s18.mp4"
@@ -29,7 +29,7 @@ CLIP = ROOT / "samples" / "liveportrait_s18.mp4"
 
 def _read_clip(frames: int) -> list[np.ndarray]:
     try:
-        from services.media.core import read_frames
+        from faceswap.media.store import read_frames
 
         return [img for _, img in read_frames(CLIP, 0, frames)]
     except Exception:  # no ffmpeg at all (e.g. a bare GPU box): OpenCV's own decoder
@@ -63,8 +63,8 @@ def _prepare(store: ObjectStore, frames: int, cache: Path) -> None:
 
 
 def _save_model(store: ObjectStore, prefix: str, preset: str = "lite") -> None:
-    from services.trainer.checkpoint import FORMAT_FULL, Checkpoint, save_checkpoint
-    from services.trainer.model import build_model
+    from faceswap.model.checkpoint import FORMAT_FULL, Checkpoint, save_checkpoint
+    from faceswap.model.network import build_model
 
     torch.manual_seed(0)
     model = build_model(preset, 64)

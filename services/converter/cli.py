@@ -9,18 +9,10 @@ import tempfile
 from pathlib import Path
 
 from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound
+from faceswap.options import add_arguments, from_args
+from faceswap.options.convert import METHODS, ConvertOptions
 from faceswap.storage import LocalStore
 from services.converter.faces_b import FaceBank
-from services.converter.options import (
-    BLENDS,
-    COLORS,
-    DIRECTIONS,
-    GEOMETRIES,
-    MASKS,
-    METHODS,
-    SMOOTHERS,
-    ConvertOptions,
-)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,20 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "folder with its alignments.json",
     )  # fmt: skip
     p.add_argument("--alignments", help="alignments.json (default: INPUT/alignments.json for folders)")
-    p.add_argument("--mask", choices=list(MASKS), default=defaults.mask)
-    p.add_argument("--mask-erode", type=int, default=defaults.mask_erode, help="pixels at face size")
-    p.add_argument("--mask-blur", type=int, default=defaults.mask_blur, help="pixels at face size")
-    p.add_argument("--color", choices=list(COLORS), default=defaults.color)
-    p.add_argument("--blend", choices=list(BLENDS), default=defaults.blend)
-    p.add_argument("--smooth", choices=list(SMOOTHERS), default=defaults.smooth)
-    p.add_argument(
-        "--geometry",
-        choices=list(GEOMETRIES),
-        default=defaults.geometry,
-        help="source: bend the swapped face onto A's landmarks (keeps A's expression); model: as drawn",
-    )
-    p.add_argument("--direction", choices=list(DIRECTIONS), default=defaults.direction)
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    # --mask, --mask-erode, --mask-blur, --color, --blend, --smooth, --direction, --batch-size,
+    # --geometry: from the one definition (faceswap/options/convert.py), with its ranges and choices.
+    add_arguments(p, ConvertOptions)
     p.add_argument("--start", type=int, default=0, help="first frame index")
     p.add_argument("--end", type=int, default=None, help="frame index to stop before")
     p.add_argument("--fps", default=None, help="output frame rate for frames -> video (default: index.json)")
@@ -74,18 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _options(args: argparse.Namespace) -> ConvertOptions:
-    return ConvertOptions(
-        mask=args.mask,
-        mask_erode=args.mask_erode,
-        mask_blur=args.mask_blur,
-        color=args.color,
-        blend=args.blend,
-        smooth=args.smooth,
-        geometry=args.geometry,
-        direction=args.direction,
-        batch_size=args.batch_size,
-        method=_method(args),
-    ).validate()
+    return from_args(ConvertOptions, args, method=_method(args))
 
 
 def _method(args: argparse.Namespace) -> str:
@@ -125,11 +95,11 @@ class _Progress:
 
 def _bank(path_arg: str) -> FaceBank:
     """B's face bank from a video, a photos folder or a frames folder with alignments.json."""
+    from faceswap.face.images import decode_image
+    from faceswap.media.store import read_frames
     from services.converter.faces_b import bank_from_alignments, build_bank
     from services.converter.video import detect_video, is_video_path
     from services.detector.extract import detect_images, list_dir_images
-    from services.detector.images import decode_image
-    from services.media.core import read_frames
 
     path = Path(path_arg)
     if not path.exists():
@@ -169,9 +139,9 @@ def _bank(path_arg: str) -> FaceBank:
 
 
 def run(args: argparse.Namespace) -> int:
+    from faceswap.face.alignments import Alignments
     from services.converter.swap import convert_frames, load_model
     from services.converter.video import convert_video, detect_video, is_video_path
-    from services.detector.alignments import Alignments
 
     options = _options(args)
     source, output = Path(args.input), Path(args.output)
@@ -191,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     video_out = is_video_path(output)
 
     if source.is_file():  # a video
-        from services.media.core import probe
+        from faceswap.media.store import probe
 
         info = probe(source)  # a bad video fails here, before the detector or the model load
         total = max(0, min(args.end or info.frame_count, info.frame_count) - args.start)
@@ -242,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
             )
             bar.close()
             if tmp is not None:
-                from services.media.core import encode_frames_file
+                from faceswap.media.store import encode_frames_file
 
                 if (source / "index.json").is_file():
                     shutil.copy(source / "index.json", tmp / "index.json")

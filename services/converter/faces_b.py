@@ -21,9 +21,9 @@ import cv2
 import numpy as np
 
 from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound
+from faceswap.face.alignments import Alignments
 from faceswap.storage import ObjectStore, join_key
 from services.converter.appearance import FaceIndex, roi_box
-from services.detector.alignments import Alignments
 
 log = logging.getLogger("faceswap.converter")
 

@@ -36,8 +36,8 @@ import grpc
 import numpy as np
 import torch
 
+from faceswap.options.convert import ConvertOptions
 from services.converter.compose import FacePlan, crop_face, paste_face
-from services.converter.options import ConvertOptions
 
 log = logging.getLogger("faceswap.converter")
 

@@ -24,7 +24,7 @@ def fit_landmarks(face: np.ndarray, guide: np.ndarray) -> np.ndarray:
     """68 landmarks of ``face`` (size x size, BGR, 0..255), searched from ``guide``'s bounding box."""
     import dlib
 
-    from services.detector.models import get_model, model_lock
+    from faceswap.face.models import get_model, model_lock
 
     size = face.shape[0]
     scale = max(1.0, _FIT_SIZE / size)

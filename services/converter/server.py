@@ -8,10 +8,10 @@ import threading
 import grpc
 
 from faceswap.errors import InvalidArgument
+from faceswap.options.convert import ConvertOptions
 from faceswap.storage import ObjectStore, open_store
 from services.common.pb.faceswap.v1 import common_pb2, converter_pb2, converter_pb2_grpc
 from services.common.server import ServiceSpec, serve
-from services.converter.options import ConvertOptions
 from services.converter.swap import ConvertSummary, convert_frames
 
 SERVICE_NAME = converter_pb2.DESCRIPTOR.services_by_name["ConverterService"].full_name

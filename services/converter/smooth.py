@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from services.detector.align import umeyama
+from faceswap.face.geometry import umeyama
 
 SmoothFn = Callable[[np.ndarray, float], np.ndarray]
 

@@ -21,17 +21,17 @@ import torch
 from prometheus_client import Counter, Gauge
 
 from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound
+from faceswap.face.alignments import Alignments
+from faceswap.media.frames import validate_range
+from faceswap.media.store import list_frame_keys
+from faceswap.options.convert import ConvertOptions
 from faceswap.storage import ObjectStore, join_key, validate_prefix
 from services.common.metrics import StageTimer
 from services.converter import appearance
 from services.converter.compose import FacePlan, refit_matrix
 from services.converter.faces_b import FaceBank, bank_from_alignments, require_faces_b
-from services.converter.options import ConvertOptions
 from services.converter.pipeline import Engine, FrameError, FrameTask, RunStats, decode_image
 from services.converter.smooth import build_tracks, smooth_tracks, smoothed_matrix
-from services.detector.alignments import Alignments
-from services.media.core import list_frame_keys
-from services.media.frames import validate_range
 
 log = logging.getLogger("faceswap.converter")
 
@@ -103,7 +103,7 @@ def load_model(
     The retrieval method needs none: (None, {}) then, whatever model_prefix says."""
     if not options.needs_model:
         return None, {}
-    from services.trainer.checkpoint import load_for_inference
+    from faceswap.model.checkpoint import load_for_inference
 
     model, config = load_for_inference(store, model_prefix.strip("/"), device=pick_device(device))
     size = int(getattr(model, "size", config.get("size", 0)) or 0)

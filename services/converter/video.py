@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 
 from faceswap.errors import FailedPrecondition, InvalidArgument
+from faceswap.face.alignments import Alignments
+from faceswap.options.convert import ConvertOptions
 from faceswap.storage import ObjectStore
 from services.converter.faces_b import FaceBank
-from services.converter.options import ConvertOptions
 from services.converter.pipeline import FrameTask
 from services.converter.swap import ConvertSummary, StoreSink, attach_sources, build_plan, run_engine
-from services.detector.alignments import Alignments
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v")
 
@@ -44,9 +44,9 @@ def detect_video(
     video: Path, start: int, end: int | None, on_progress: Callable[[int], None] | None = None
 ) -> Alignments:
     """Runs the detector over the video's frames (streamed, in worker processes)."""
+    from faceswap.media.store import read_frames
     from services.detector.extract import DetectOptions, run_frames
     from services.detector.worker import FrameTask as DetectTask
-    from services.media.core import read_frames
 
     options = DetectOptions().validate()
     tasks = (DetectTask(i, f"{i:08d}.png", frame) for i, frame in read_frames(video, start, end))
@@ -75,7 +75,7 @@ def convert_video(
 ) -> ConvertSummary:
     """Video -> video (with the source's audio) when output is a video path, else -> frames in
     output_store named {index:08d}.png."""
-    from services.media.core import VideoWriter, probe, read_frames
+    from faceswap.media.store import VideoWriter, probe, read_frames
 
     info = probe(video)
     last = info.frame_count if end is None else min(end, info.frame_count)

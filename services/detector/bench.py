@@ -22,10 +22,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from faceswap.face.detect import box_iou, to_gray
+from faceswap.face.models import get_model
 from faceswap.storage import LocalStore
-from services.detector.detect import box_iou, to_gray
 from services.detector.extract import DetectOptions, extract_face_set, get_pool, resolve_jobs
-from services.detector.models import get_model
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIP = ROOT / "samples" / "liveportrait_s18.mp4"
@@ -50,7 +50,7 @@ def write_frames(folder: Path, limit: int | None) -> int:
     """Decodes the sample clip into numbered PNGs, as the media service writes them."""
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        from services.media.core import read_frames
+        from faceswap.media.store import read_frames
 
         frames = read_frames(str(CLIP), 0, limit)
     except ImportError:
@@ -232,7 +232,7 @@ def run(quick: bool, workdir: Path) -> list[dict]:
 
 
 def summary_frames(store: LocalStore, prefix: str = "faces"):  # type: ignore[no-untyped-def]
-    from services.detector.alignments import Alignments
+    from faceswap.face.alignments import Alignments
 
     return Alignments.loads(store.get_bytes(f"{prefix}/alignments.json")).frames
 

@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from services.detector.alignments import FrameRecord
-from services.detector.detect import DETECTORS
+from faceswap.face.alignments import FrameRecord
+from faceswap.face.detect import DETECTORS
 from services.detector.extract import DetectOptions, extract_from_path
 from services.detector.worker import FALLBACKS
 

@@ -31,13 +31,13 @@ import cv2
 import numpy as np
 
 from faceswap.errors import InvalidArgument
+from faceswap.face.alignments import Alignments, FrameRecord
+from faceswap.face.detect import check_detector
+from faceswap.face.geometry import check_size
+from faceswap.face.identity import DEFAULT_THRESHOLD, reference_embedding
+from faceswap.face.images import decode_image
 from faceswap.storage import ObjectInfo, ObjectStore, join_key, validate_prefix
 from services.detector import metrics
-from services.detector.align import check_size
-from services.detector.alignments import Alignments, FrameRecord
-from services.detector.detect import check_detector
-from services.detector.identity import DEFAULT_THRESHOLD, reference_embedding
-from services.detector.images import decode_image
 from services.detector.recover import Recoverer
 from services.detector.worker import (
     FALLBACKS,
@@ -564,7 +564,7 @@ def extract_from_path(
 def read_video_frames(path: Path) -> Iterator[tuple[int, np.ndarray]]:
     """Decoded BGR frames of a video, through the media service's ffmpeg reader when available."""
     try:
-        from services.media.core import read_frames
+        from faceswap.media.store import read_frames
     except ImportError:
         read_frames = None
     if read_frames is not None:

@@ -26,11 +26,11 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from faceswap.face.alignments import FaceRecord
+from faceswap.face.detect import box_relation, fit_in_carried_box, to_gray
+from faceswap.face.geometry import LEFT_EYE, RIGHT_EYE, align_face
+from faceswap.face.identity import face_embedding, nearest_distance
 from services.detector import metrics
-from services.detector.align import LEFT_EYE, RIGHT_EYE, align_face
-from services.detector.alignments import FaceRecord
-from services.detector.detect import box_relation, fit_in_carried_box, to_gray
-from services.detector.identity import face_embedding, nearest_distance
 from services.detector.worker import FrameOptions, FrameResult, Source, _round_points, read_source, sharpness
 
 # Same person as the neighbour's face: dlib's same-person distances are < 0.6; adjacent frames of

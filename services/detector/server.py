@@ -12,11 +12,11 @@ import grpc
 
 from faceswap.config import load_settings
 from faceswap.errors import InvalidArgument
+from faceswap.face.alignments import FaceRecord, FrameRecord
 from faceswap.storage import ObjectInfo, ObjectStore, open_store
 from services.common.operations import report_progress
 from services.common.pb.faceswap.v1 import common_pb2, detector_pb2, detector_pb2_grpc
 from services.common.server import ServiceSpec, serve
-from services.detector.alignments import FaceRecord, FrameRecord
 from services.detector.extract import DetectOptions, detect_stored_frames, extract_face_set
 
 SERVICE_NAME = detector_pb2.DESCRIPTOR.services_by_name["DetectorService"].full_name

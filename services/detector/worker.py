@@ -13,9 +13,8 @@ import cv2
 import numpy as np
 
 from faceswap.errors import ServiceError
-from services.detector.align import align_face
-from services.detector.alignments import FaceRecord, FrameRecord
-from services.detector.detect import (
+from faceswap.face.alignments import FaceRecord, FrameRecord
+from faceswap.face.detect import (
     MAX_UPSCALE,
     Detection,
     Tracked,
@@ -29,8 +28,9 @@ from services.detector.detect import (
     unrotate_box,
     unrotate_points,
 )
-from services.detector.identity import face_embedding, nearest_distance
-from services.detector.images import decode_image
+from faceswap.face.geometry import align_face
+from faceswap.face.identity import face_embedding, nearest_distance
+from faceswap.face.images import decode_image
 
 # A frame's pixels: a local file path, encoded bytes, or an already decoded BGR array.
 Source = str | bytes | np.ndarray | None

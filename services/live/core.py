@@ -31,9 +31,7 @@ import grpc
 import numpy as np
 
 from faceswap.errors import InvalidArgument, ResourceExhausted, ServiceError
-from faceswap.limits import image_size, load_limits
-from services.converter import appearance as ap
-from services.detector.detect import (
+from faceswap.face.detect import (
     Tracked,
     box_from_landmarks,
     box_relation,
@@ -42,6 +40,8 @@ from services.detector.detect import (
     to_gray,
     track_face,
 )
+from faceswap.limits import image_size, load_limits
+from services.converter import appearance as ap
 from services.live import metrics, render
 from services.live.bank import FaceBank
 from services.live.choice import CausalChooser, OneEuroStream, RunningCentre

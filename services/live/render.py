@@ -26,8 +26,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from faceswap.face.geometry import umeyama
 from services.converter import appearance as ap
-from services.detector.align import umeyama
 
 _DEFAULTS = {
     name: p.default

@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from faceswap.media.ffmpeg import encoder_names, passthrough_args
+from faceswap.media.store import PNG_LEVEL, encode_video, extract_frames, find_ffmpeg, probe, read_frames
 from faceswap.storage import LocalStore
-from services.media.core import PNG_LEVEL, encode_video, extract_frames, find_ffmpeg, probe, read_frames
-from services.media.ffmpeg import encoder_names, passthrough_args
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIP = ROOT / "samples" / "liveportrait_s18.mp4"

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from faceswap.errors import InvalidArgument, NotFound
+from faceswap.media import store as core
 from faceswap.storage import LocalStore
-from services.media import core
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -1,11 +1,11 @@
-"""Prometheus metrics of the media service (on the default registry, served by every server)."""
+"""Prometheus metrics of the media service (on the default registry, served by every server): a sink
+for the counts the library reports (``faceswap.media.events``), added when this module is imported."""
 
 from __future__ import annotations
 
-import time
-from types import TracebackType
-
 from prometheus_client import Counter, Histogram
+
+from faceswap.media import events
 
 FRAMES_DECODED = Counter("faceswap_media_frames_decoded_total", "Frames decoded from videos")
 FRAMES_ENCODED = Counter("faceswap_media_frames_encoded_total", "Frames encoded into videos")
@@ -24,21 +24,20 @@ STAGE_SECONDS = Histogram(
 FAILURES = Counter("faceswap_media_failures_total", "Media operations that failed", ["stage"])
 
 
-class stage_timer:  # noqa: N801 - used like a function: `with stage_timer("extract"):`
-    """Times a stage into STAGE_SECONDS and counts failures."""
+class PrometheusSink:
+    def count(self, name: str, amount: float, kind: str) -> None:
+        if name == "frames_decoded":
+            FRAMES_DECODED.inc(amount)
+        elif name == "frames_encoded":
+            FRAMES_ENCODED.inc(amount)
+        elif name == "bytes":
+            BYTES.labels(kind).inc(amount)
 
-    def __init__(self, stage: str) -> None:
-        self.stage = stage
-        self.seconds = 0.0
+    def stage(self, stage: str, seconds: float, failed: bool) -> None:
+        STAGE_SECONDS.labels(stage).observe(seconds)
+        if failed:
+            FAILURES.labels(stage).inc()
 
-    def __enter__(self) -> stage_timer:
-        self._start = time.perf_counter()
-        return self
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.seconds = time.perf_counter() - self._start
-        STAGE_SECONDS.labels(self.stage).observe(self.seconds)
-        if exc_type is not None:
-            FAILURES.labels(self.stage).inc()
+SINK = PrometheusSink()
+events.add_sink(SINK)

@@ -1,4 +1,4 @@
-"""MediaService gRPC servicer: a thin translation layer over services.media.core."""
+"""MediaService gRPC servicer: a thin translation layer over faceswap.media.store."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from fractions import Fraction
 import grpc
 
 from faceswap.errors import InvalidArgument
+from faceswap.media import store as core
 from faceswap.storage import ObjectStore, open_store
 from services.common.operations import report_progress
 from services.common.pb.faceswap.v1 import common_pb2, media_pb2, media_pb2_grpc
 from services.common.server import ServiceSpec, serve
-from services.media import core
+from services.media import metrics  # noqa: F401  (adds the Prometheus sink for the library's counts)
 
 SERVICE_NAME = media_pb2.DESCRIPTOR.services_by_name["MediaService"].full_name
 DEFAULT_PORT = 50051

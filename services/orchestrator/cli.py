@@ -18,6 +18,7 @@ from google.protobuf import json_format
 
 from faceswap.config import load_settings
 from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound
+from faceswap.options.train import DEFAULT_STEPS, PRESET_NAMES
 from services.common.errors import from_rpc_error
 from services.common.pb.faceswap.v1 import jobs_pb2
 from services.orchestrator.client import JobClient, state_name
@@ -51,8 +52,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--report", type=Path, help="where to save the quality report (default OUTPUT.report.html)"
     )
-    p.add_argument("--preset", default="", help="training preset (lite, original, demo, ...)")
-    p.add_argument("--steps", type=int, default=0, help="training steps (0 = preset default)")
+    p.add_argument(
+        "--preset", default="", choices=["", *PRESET_NAMES], help="training preset (default: lite)"
+    )
+    p.add_argument("--steps", type=int, default=0, help=f"training steps (0 = the default, {DEFAULT_STEPS})")
     p.add_argument("--batch-size", type=int, default=0)
     p.add_argument("--max-seconds", type=float, default=0.0, help="training time budget (0 = none)")
     p.add_argument("--warm-start", type=Path, help="checkpoint file to fine-tune from")

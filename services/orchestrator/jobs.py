@@ -13,19 +13,20 @@ at the first stage without outputs and nothing already produced is redone.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
 import time
 from collections.abc import Callable
 from pathlib import PurePosixPath
+from typing import Any
 
 from faceswap.errors import InvalidArgument, NotFound, PermissionDenied, echo
 from faceswap.limits import check_count, check_image, check_train_steps, load_limits
+from faceswap.options.convert import ConvertOptions
+from faceswap.options.train import PRESET_NAMES, TrainOptions
 from faceswap.storage import ObjectStore, join_key, validate_key, validate_prefix
 from services.common.auth import ANONYMOUS, current_client
 from services.common.pb.faceswap.v1 import common_pb2, jobs_pb2
-from services.converter.options import ConvertOptions
 from services.orchestrator.store import (
     CANCELLED,
     CANCELLING,
@@ -64,8 +65,6 @@ VIDEO_EXTS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg",
 
 # Option vocabularies from the proto contracts (empty = the service's default).
 DETECTORS = ("", "hog", "cnn")
-LOSSES = ("", "l1", "l1_ssim")
-FALLBACK_PRESETS = ("lite", "original", "demo", "tiny")
 
 
 def check_transition(old: str, new: str) -> None:
@@ -132,14 +131,9 @@ def spec_hash(spec: jobs_pb2.SwapJobSpec) -> str:
 
 
 # ---- validation -------------------------------------------------------------------------------
-@functools.cache
 def known_presets() -> tuple[str, ...]:
-    try:
-        from services.trainer.model import PRESETS  # the trainer's own list when it is installed
-
-        return tuple(PRESETS)
-    except Exception:
-        return FALLBACK_PRESETS
+    """The training presets a job may name (the library's list: no torch needed to check a job)."""
+    return PRESET_NAMES
 
 
 def _choice(value: str, allowed: tuple[str, ...], field: str) -> None:
@@ -151,6 +145,16 @@ def _choice(value: str, allowed: tuple[str, ...], field: str) -> None:
 def _range(value: float, lo: float, hi: float, field: str) -> None:
     if not lo <= value <= hi:
         raise InvalidArgument(f"{value} is out of range [{lo}, {hi}]", field=field)
+
+
+def _library_check(build: Callable[[], Any], prefix: str) -> None:
+    """Builds and validates a stage's options with the library's definition; an error names the
+    field under the job spec (``spec.options.convert.mask_erode``)."""
+    try:
+        build().validate()
+    except InvalidArgument as exc:
+        field = (exc.field or "").removeprefix("options.")
+        raise InvalidArgument(exc.message, field=f"{prefix}.{field}") from None
 
 
 def _check_ref(store: ObjectStore, ref: common_pb2.ObjectRef, field: str) -> None:
@@ -281,16 +285,10 @@ def validate_spec(spec: jobs_pb2.SwapJobSpec, store: ObjectStore) -> None:
             "is set by the job (use spec.reference_photos)", field="spec.options.detect.reference_photos"
         )
 
+    # The trainer's own definition of its options (ranges, choices), as the trainer maps them.
     t = opts.train
-    if t.preset:
-        _choice(t.preset, ("", *known_presets()), "spec.options.train.preset")
-    _range(t.steps, 0, 10_000_000, "spec.options.train.steps")
-    check_train_steps(t.steps, "spec.options.train.steps", limits)
-    _range(t.batch_size, 0, 4096, "spec.options.train.batch_size")
-    _range(t.learning_rate, 0.0, 1.0, "spec.options.train.learning_rate")
-    _range(t.max_seconds, 0.0, 30 * 86400.0, "spec.options.train.max_seconds")
-    _range(t.save_every, 0, 10_000_000, "spec.options.train.save_every")
-    _choice(t.loss, LOSSES, "spec.options.train.loss")
+    _library_check(lambda: TrainOptions.from_proto(t), "spec.options.train")
+    check_train_steps(TrainOptions.from_proto(t).steps, "spec.options.train.steps", limits)
     if t.HasField("warm_start") and t.warm_start.key:
         try:
             validate_key(t.warm_start.key)
@@ -299,11 +297,10 @@ def validate_spec(spec: jobs_pb2.SwapJobSpec, store: ObjectStore) -> None:
 
     # The converter's own definition of its options (ranges, choices): a bad value is refused
     # here, before any stage runs, with the same message the converter would give.
-    try:
-        ConvertOptions.from_proto(opts.convert if opts.HasField("convert") else None)
-    except InvalidArgument as exc:
-        field = (exc.field or "").removeprefix("options.")
-        raise InvalidArgument(exc.message, field=f"spec.options.convert.{field}") from None
+    _library_check(
+        lambda: ConvertOptions.from_proto(opts.convert if opts.HasField("convert") else None),
+        "spec.options.convert",
+    )
 
     if opts.output_codec and not re.fullmatch(r"[A-Za-z0-9_]{1,32}", opts.output_codec):
         raise InvalidArgument(

@@ -19,6 +19,8 @@ from typing import Any
 import grpc
 
 from faceswap.errors import FailedPrecondition, Unavailable
+from faceswap.options.convert import ConvertOptions
+from faceswap.options.train import TrainOptions
 from services.common.pb.faceswap.v1 import jobs_pb2
 from services.orchestrator import k8s_jobs
 from services.orchestrator.jobs import JobKeys
@@ -38,14 +40,10 @@ def _plain(value: Any) -> Any:
 
 def train_options(spec: jobs_pb2.SwapJobSpec, bucket: str) -> dict[str, Any]:
     """TrainOptions fields for the worker (`python -m services.worker train --options JSON`)."""
-    from services.trainer.server import options_from_pb
-
-    return _plain(dataclasses.asdict(options_from_pb(spec.options.train, bucket)))
+    return _plain(dataclasses.asdict(TrainOptions.from_proto(spec.options.train, bucket)))
 
 
 def convert_options(spec: jobs_pb2.SwapJobSpec) -> dict[str, Any]:
-    from services.converter.options import ConvertOptions
-
     opts = spec.options.convert if spec.options.HasField("convert") else None
     return _plain(ConvertOptions.from_proto(opts).to_dict())
 

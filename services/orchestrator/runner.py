@@ -25,6 +25,7 @@ from prometheus_client import Counter
 from faceswap.config import Settings, env, load_settings
 from faceswap.errors import ServiceError
 from faceswap.limits import check_video
+from faceswap.options.convert import ConvertOptions
 from faceswap.storage import ChecksumMismatch, ObjectStore, join_key
 from services.common.auth import call_metadata
 from services.common.client import make_channel
@@ -42,7 +43,6 @@ from services.common.pb.faceswap.v1 import (
     trainer_pb2,
     trainer_pb2_grpc,
 )
-from services.converter.options import ConvertOptions
 from services.orchestrator.jobs import IMAGE_EXTS, STAGES, JobKeys, extension
 from services.orchestrator.settings import OrchestratorSettings, load_orchestrator_settings
 
@@ -824,18 +824,6 @@ class JobRunner:
 def convert_options(spec: jobs_pb2.SwapJobSpec) -> ConvertOptions:
     """The job's converter options with their defaults (the method decides which stages run)."""
     return ConvertOptions.from_proto(spec.options.convert if spec.options.HasField("convert") else None)
-
-
-def make_runner(objects: ObjectStore, settings: OrchestratorSettings | None = None) -> JobRunner:
-    """The runner FACESWAP_RUNNER selects: '' = every stage through the services over gRPC,
-    'kubernetes' = training and conversion as Kubernetes Jobs (k8s_runner.py)."""
-    import os
-
-    if os.environ.get("FACESWAP_RUNNER", "") == "kubernetes":
-        from services.orchestrator.k8s_runner import KubernetesJobRunner  # imports the kubernetes client
-
-        return KubernetesJobRunner(objects, settings=settings)
-    return JobRunner(objects, settings=settings)
 
 
 @dataclass

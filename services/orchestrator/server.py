@@ -38,7 +38,7 @@ from services.orchestrator.jobs import (
     upload_tag,
     validate_spec,
 )
-from services.orchestrator.runner import make_runner
+from services.orchestrator.runner import JobRunner
 from services.orchestrator.settings import OrchestratorSettings, load_orchestrator_settings
 from services.orchestrator.store import CANCELLED, JobRecord, JobStore, open_job_store
 from services.orchestrator.worker import Scheduler
@@ -208,6 +208,17 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
                 if not context.is_active():
                     return
                 yield jobs_pb2.DownloadFileResponse(chunk=block)
+
+
+def make_runner(objects: ObjectStore, settings: OrchestratorSettings | None = None) -> JobRunner:
+    """The runner FACESWAP_RUNNER selects: '' = every stage through the services over gRPC,
+    'kubernetes' = training and conversion as Kubernetes Jobs (k8s_runner.py)."""
+    if os.environ.get("FACESWAP_RUNNER", "") == "kubernetes":
+        # Imported only here: the kubernetes client takes a second to load and is optional.
+        from services.orchestrator.k8s_runner import KubernetesJobRunner
+
+        return KubernetesJobRunner(objects, settings=settings)
+    return JobRunner(objects, settings=settings)
 
 
 def build_spec(

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from faceswap.face.geometry import umeyama
 from services.trainer.data import FaceSet
 
 
@@ -36,25 +37,6 @@ class AugmentConfig:
     brightness: float = 0.08
     contrast: float = 0.1
     color: float = 0.05
-
-
-def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares similarity transform src -> dst (Umeyama 1991), as a 2x3 matrix."""
-    n, dim = src.shape
-    src_mean, dst_mean = src.mean(0), dst.mean(0)
-    src_d, dst_d = src - src_mean, dst - dst_mean
-    cov = dst_d.T @ src_d / n
-    d = np.ones(dim)
-    if np.linalg.det(cov) < 0:
-        d[-1] = -1
-    u, s, vt = np.linalg.svd(cov)
-    rot = u @ np.diag(d) @ vt
-    var = src_d.var(0).sum()
-    scale = (s * d).sum() / var if var > 0 else 1.0
-    mat = np.zeros((2, 3))
-    mat[:, :2] = scale * rot
-    mat[:, 2] = dst_mean - scale * rot @ src_mean
-    return mat
 
 
 def random_transform(image: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
@@ -87,7 +69,7 @@ def random_warp(
     warped = cv2.remap(image, interp_x, interp_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     src = np.stack([mapx.ravel(), mapy.ravel()], axis=-1)
     dst = np.stack(np.meshgrid(grid, grid), axis=-1).reshape(-1, 2)
-    mat = umeyama(src, dst)
+    mat = umeyama(src, dst)[:2]  # the 2x3 affine part of the 3x3 similarity
     target = cv2.warpAffine(image, mat, (size, size), borderMode=cv2.BORDER_REPLICATE)
     if warped.ndim == 2:
         warped, target = warped[..., None], target[..., None]

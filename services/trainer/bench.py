@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from faceswap.model.network import build_model, get_preset
 from services.trainer.augment import AugmentConfig, FaceBank, sample_batch, step_generator
 from services.trainer.data import FaceSet, region_masks
 from services.trainer.loop import TrainOptions, _recipe, _train_step, configure_threads
-from services.trainer.model import build_model, get_preset
 
 BASELINES = {"lite": 140.0, "original": 7.0, "demo": 140.0}
 

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 from faceswap.errors import InvalidArgument, NotFound
+from faceswap.model import checkpoint as ckpt_io
+from faceswap.model.network import PRESETS
+from faceswap.options.train import DEFAULT_SAVE_EVERY, DEFAULT_STEPS, TrainOptions
 from faceswap.storage import LocalStore, ObjectInfo, ObjectStore
-from services.trainer import checkpoint as ckpt_io
-from services.trainer.loop import TrainOptions, TrainProgress, train
-from services.trainer.model import PRESETS
+from services.trainer.loop import TrainProgress, train
 
 
 class FolderStore(ObjectStore):
@@ -81,11 +82,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=["", *PRESETS],
         help="model + recipe (default: the checkpoint's or warm start's, else lite)",
     )
-    p.add_argument("--steps", type=int, default=5000, help="train until this step count (5000)")
+    p.add_argument(
+        "--steps", type=int, default=DEFAULT_STEPS, help=f"train until this step count ({DEFAULT_STEPS})"
+    )
     p.add_argument("--batch-size", type=int, default=0, help="per identity (0 = preset's)")
     p.add_argument("--lr", type=float, default=0.0, help="learning rate (0 = preset's)")
     p.add_argument("--loss", default="", choices=["", "l1", "l1_ssim"], help="loss (preset's)")
-    p.add_argument("--save-every", type=int, default=500, help="checkpoint + preview every N steps (500)")
+    p.add_argument(
+        "--save-every",
+        type=int,
+        default=DEFAULT_SAVE_EVERY,
+        help=f"checkpoint + preview every N steps ({DEFAULT_SAVE_EVERY})",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--max-seconds", type=float, default=0.0, help="wall-clock budget; saves and stops (0 = none)"

@@ -1,7 +1,7 @@
 """Face sets for training: aligned crops + landmark masks read from object storage, and fingerprints.
 
 A face set lives under a prefix: ``{prefix}/faces/*.png`` (aligned crops, all the same square size)
-and ``{prefix}/alignments.json`` (services/detector/alignments.py). The landmarks there are in frame
+and ``{prefix}/alignments.json`` (faceswap/face/alignments.py). The landmarks there are in frame
 pixels; the face's matrix maps frame -> aligned crop, so aligned landmarks = matrix @ [x, y, 1].
 From them we draw the face hull (loss weighting, mask target) and the eyes + mouth regions.
 
@@ -23,8 +23,8 @@ import cv2
 import numpy as np
 
 from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound, ServiceError
+from faceswap.face.alignments import Alignments
 from faceswap.storage import ObjectStore, join_key, validate_prefix
-from services.detector.alignments import Alignments
 
 log = logging.getLogger("faceswap.trainer")
 

@@ -25,12 +25,8 @@ import torch
 from prometheus_client import Counter, Gauge, Histogram
 
 from faceswap.errors import FailedPrecondition, InvalidArgument
-from faceswap.storage import ObjectStore, validate_prefix
-from services.trainer import checkpoint as ckpt_io
-from services.trainer.augment import AugmentConfig, FaceBank, sample_batch, step_generator
-from services.trainer.data import load_face_set, same_face_set
-from services.trainer.losses import LOSSES, reconstruction_loss, weight_map
-from services.trainer.model import (
+from faceswap.model import checkpoint as ckpt_io
+from faceswap.model.network import (
     FaceSwapModel,
     Preset,
     build_model,
@@ -38,6 +34,11 @@ from services.trainer.model import (
     count_parameters,
     get_preset,
 )
+from faceswap.options.train import TrainOptions
+from faceswap.storage import ObjectStore, validate_prefix
+from services.trainer.augment import AugmentConfig, FaceBank, sample_batch, step_generator
+from services.trainer.data import load_face_set, same_face_set
+from services.trainer.losses import LOSSES, reconstruction_loss, weight_map
 from services.trainer.preview import encode_png, preview_grid
 
 log = logging.getLogger("faceswap.trainer")
@@ -58,29 +59,6 @@ SAMPLES_PER_SECOND = Gauge("faceswap_trainer_samples_per_second", "Training thro
 CHECKPOINTS = Counter("faceswap_trainer_checkpoints_total", "Checkpoints saved")
 
 STATES = ("running", "stopping", "succeeded", "stopped", "failed")
-
-
-@dataclass
-class TrainOptions:
-    """Mirrors faceswap.v1.TrainOptions; 0 / "" fields take the preset's value."""
-
-    preset: str = ""  # "" = the checkpoint's or warm start's preset, else "lite"
-    steps: int = 1000
-    batch_size: int = 0
-    learning_rate: float = 0.0
-    loss: str = ""
-    save_every: int = 500
-    seed: int = 0
-    max_seconds: float = 0.0
-    warm_start: str = ""  # object key, model prefix or local file of a checkpoint
-    allow_foreign_warm_start: bool = False
-    from_scratch: bool = False  # ignore warm_start (a checkpoint under model_prefix is still refused)
-    size: int = 0  # 0 = the face sets' size
-    device: str = ""  # "" = cuda when present, else cpu
-    amp: str = "auto"  # auto (bf16 on CUDA) | bf16 | fp16 | off
-    threads: int = 0  # torch threads; 0 = FACESWAP_THREADS, 0 there = all cores
-    report_every: float = 1.0  # seconds between progress callbacks
-    preview_faces: int = 4
 
 
 @dataclass

@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 
+from faceswap.model.network import PRESETS, ModelConfig, Preset
 from services.trainer.cli import FolderStore
 from services.trainer.loop import TrainOptions, TrainProgress, train
-from services.trainer.model import PRESETS, ModelConfig, Preset
 
 THRESHOLDS = (0.1, 0.08, 0.07, 0.06, 0.05, 0.045, 0.04, 0.035, 0.03)
 

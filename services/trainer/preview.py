@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import torch
 
-from services.trainer.model import FaceSwapModel
+from faceswap.model.network import FaceSwapModel
 
 COLUMNS = ("A", "A->A", "A->B", "B", "B->B", "B->A")
 

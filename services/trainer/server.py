@@ -7,10 +7,10 @@ import argparse
 import grpc
 
 from faceswap.errors import InvalidArgument
+from faceswap.options.train import TrainOptions
 from faceswap.storage import ObjectStore, open_store
 from services.common.pb.faceswap.v1 import common_pb2, trainer_pb2, trainer_pb2_grpc
 from services.common.server import ServiceSpec, serve
-from services.trainer.loop import TrainOptions
 from services.trainer.runs import Run, TrainingManager
 
 SERVICE_NAME = trainer_pb2.DESCRIPTOR.services_by_name["TrainerService"].full_name
@@ -26,27 +26,7 @@ _STATES = {
 
 
 def options_from_pb(msg: trainer_pb2.TrainOptions, bucket: str) -> TrainOptions:
-    if msg.warm_start.bucket and msg.warm_start.bucket != bucket:
-        raise InvalidArgument(
-            f"bucket {msg.warm_start.bucket!r} is not served here (this service uses {bucket!r})",
-            field="options.warm_start.bucket",
-        )
-    defaults = TrainOptions()
-    return TrainOptions(
-        preset=msg.preset,
-        steps=int(msg.steps) or defaults.steps,
-        batch_size=int(msg.batch_size),
-        learning_rate=float(msg.learning_rate),
-        loss=msg.loss,
-        save_every=int(msg.save_every) or defaults.save_every,
-        seed=int(msg.seed),
-        max_seconds=float(msg.max_seconds),
-        warm_start=msg.warm_start.key,
-        allow_foreign_warm_start=msg.allow_foreign_warm_start,
-        from_scratch=msg.from_scratch,
-        size=int(msg.size),
-        amp=msg.amp or defaults.amp,
-    )
+    return TrainOptions.from_proto(msg, bucket)
 
 
 class TrainerServicer(trainer_pb2_grpc.TrainerServiceServicer):

@@ -17,8 +17,8 @@ from converter_helpers import (
     save_model,
 )
 
+from faceswap.face.alignments import Alignments
 from faceswap.storage import LocalStore
-from services.detector.alignments import Alignments
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import torch
 
+from faceswap.face.alignments import Alignments
 from faceswap.storage import ObjectStore, join_key
-from services.detector.alignments import Alignments
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIP = ROOT / "samples" / "liveportrait_s18.mp4"
@@ -18,7 +18,7 @@ SWAP_FRAMES = 6  # frames the conversion tests run on
 
 
 def read_clip(path: Path, count: int) -> list[np.ndarray]:
-    from services.media.core import read_frames
+    from faceswap.media.store import read_frames
 
     return [frame for _, frame in read_frames(path, 0, count)]
 
@@ -47,8 +47,8 @@ def put_frames(store: ObjectStore, prefix: str, frames: list[np.ndarray]) -> lis
 
 def save_model(store: ObjectStore, prefix: str, preset: str = "lite", size: int = 64, seed: int = 0) -> None:
     """A randomly initialised model saved as a real trainer checkpoint."""
-    from services.trainer.checkpoint import FORMAT_FULL, Checkpoint, save_checkpoint
-    from services.trainer.model import build_model
+    from faceswap.model.checkpoint import FORMAT_FULL, Checkpoint, save_checkpoint
+    from faceswap.model.network import build_model
 
     torch.manual_seed(seed)
     model = build_model(preset, size)

@@ -10,12 +10,12 @@ import pytest
 from converter_helpers import ROOT, SWAP_FRAMES, detect_alignments, put_frames, read_clip
 
 from faceswap.errors import InvalidArgument
+from faceswap.face.geometry import MEAN_FACE_68
+from faceswap.options.convert import ConvertOptions
 from faceswap.storage import LocalStore
 from services.converter import appearance as ap
 from services.converter.faces_b import FaceBank, bank_from_alignments, build_bank
-from services.converter.options import ConvertOptions
 from services.converter.swap import convert_frames
-from services.detector.align import MEAN_FACE_68
 
 CLIP_B = ROOT / "samples" / "liveportrait_d10.mp4"
 WARM_START = ROOT / "services" / "trainer" / "warmstart" / "demo.pt"

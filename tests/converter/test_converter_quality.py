@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from faceswap.face.alignments import Alignments
+from faceswap.model.checkpoint import load_for_inference
+from faceswap.options.convert import ConvertOptions
 from services.converter.blend import alpha_blend, seamless_blend
 from services.converter.compose import FacePlan, crop_face, paste_face, refit_matrix
 from services.converter.mask import build_mask, hull_mask
-from services.converter.options import ConvertOptions
 from services.converter.smooth import (
     SMOOTHERS,
     build_tracks,
@@ -20,8 +22,6 @@ from services.converter.smooth import (
     smooth_tracks,
     smoothed_matrix,
 )
-from services.detector.alignments import Alignments
-from services.trainer.checkpoint import load_for_inference
 
 FACES = 4  # frames of the clip used for the per-face measurements
 
@@ -179,7 +179,7 @@ def test_no_smoothing_keeps_the_matrix() -> None:
 
 
 def test_refit_matrix_moves_alignments_to_another_model_size() -> None:
-    from services.detector.align import alignment_matrix, template_points
+    from faceswap.face.geometry import alignment_matrix, template_points
 
     lm = template_points(200, 0.6) + 37.0  # a face exactly on a template
     m64 = alignment_matrix(lm, 64, 0.75)

@@ -14,10 +14,10 @@ import pytest
 from converter_helpers import CLIP, SWAP_FRAMES, put_frames
 
 from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound
+from faceswap.face.alignments import Alignments
+from faceswap.options.convert import ConvertOptions
 from faceswap.storage import LocalStore, ObjectStore
-from services.converter.options import ConvertOptions
 from services.converter.swap import convert_frames
-from services.detector.alignments import Alignments
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -264,7 +264,7 @@ def test_cli_frames_folder_and_video(
         [*cmd, "--end", str(SWAP_FRAMES)], capture_output=True, text=True, cwd=ROOT, timeout=300
     )
     assert res.returncode == 0, res.stderr
-    from services.media.core import probe
+    from faceswap.media.store import probe
 
     info = probe(out_mp4)
     assert info.frame_count == SWAP_FRAMES and info.has_audio and (info.width, info.height) == (1280, 720)
@@ -288,7 +288,7 @@ def test_cli_video_without_alignments_runs_the_detector(tmp_path: Path, model_st
     ]
     res = subprocess.run([*cmd, "--end", "12"], capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert res.returncode == 0, res.stderr
-    from services.media.core import probe
+    from faceswap.media.store import probe
 
     assert probe(out_mp4).frame_count == 12
 

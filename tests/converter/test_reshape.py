@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
+from faceswap.face.geometry import align_face
 from services.converter.reshape import _border_anchors, fit_landmarks, lock_expression, tps_map
-from services.detector.align import align_face
 from services.detector.extract import DetectOptions, detect_images
 
 

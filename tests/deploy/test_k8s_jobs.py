@@ -198,8 +198,8 @@ def test_job_states_and_retry_backoff() -> None:
 def test_orchestrator_job_manifests_parse_in_the_worker(chart_settings: k8s_jobs.JobSettings) -> None:
     """The contract between the orchestrator's Kubernetes runner and the worker its Jobs run."""
     k8s_runner = pytest.importorskip("services.orchestrator.k8s_runner")
+    from faceswap.options.convert import ConvertOptions
     from services.common.pb.faceswap.v1 import jobs_pb2
-    from services.converter.options import ConvertOptions
     from services.trainer.loop import TrainOptions
     from services.worker import build_parser, parse_options
 

@@ -33,9 +33,9 @@ def test_worker_trains_then_converts_one_chunk(
     monkeypatch.setenv("FACESWAP_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("FACESWAP_THREADS", "1")
 
+    from faceswap.media.store import extract_frames, list_frame_keys
     from faceswap.storage import open_store
     from services.detector.extract import DetectOptions, extract_face_set
-    from services.media.core import extract_frames, list_frame_keys
     from services.worker import main
 
     store = open_store()

@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from services.detector.alignments import FrameRecord
+from faceswap.face.alignments import FrameRecord
 from services.detector.extract import DetectOptions, detect_images
 
 ANGELINA = ["deepface_img1.jpg", "deepface_img2.jpg", "deepface_img4.jpg", "deepface_img5.jpg"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from faceswap.errors import InvalidArgument
-from services.detector.align import (
+from faceswap.face.geometry import (
     MEAN_FACE_68,
     align_face,
     alignment_matrix,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from faceswap.errors import InvalidArgument
-from services.detector.detect import detect_faces, predict_landmarks
+from faceswap.face.detect import detect_faces, predict_landmarks
 from services.detector.extract import DetectOptions, detect_images
 
 

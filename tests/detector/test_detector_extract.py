@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from faceswap.errors import InvalidArgument
+from faceswap.face.alignments import Alignments
 from faceswap.storage import ObjectStore
-from services.detector.alignments import Alignments
 from services.detector.extract import DetectOptions, extract_face_set
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,11 +13,11 @@ import cv2
 import numpy as np
 import pytest
 
-from services.detector.align import template_points, transform_points
-from services.detector.alignments import Alignments
-from services.detector.detect import box_iou, detect_faces, predict_landmarks, to_gray
+from faceswap.face.alignments import Alignments
+from faceswap.face.detect import box_iou, detect_faces, predict_landmarks, to_gray
+from faceswap.face.geometry import template_points, transform_points
+from faceswap.face.images import decode_image
 from services.detector.extract import DetectOptions, detect_images
-from services.detector.images import decode_image
 from services.detector.worker import FrameOptions, detection_scale
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -188,7 +188,7 @@ def test_exif_orientation_is_honoured_first(shared_data: Path) -> None:
 @pytest.fixture(scope="module")
 def clip_window() -> list[np.ndarray]:
     """Frames 58..66 of the clip, decoded as the media service decodes them."""
-    from services.media.core import read_frames
+    from faceswap.media.store import read_frames
 
     return [frame for _, frame in read_frames(str(CLIP), 58, 67)]
 
@@ -237,7 +237,7 @@ def test_unverifiable_gap_is_interpolated_and_long_gaps_stay_empty(clip_window: 
 
 
 def test_alignments_fields_round_trip_and_old_files_load() -> None:
-    from services.detector.alignments import FaceRecord, FrameRecord
+    from faceswap.face.alignments import FaceRecord, FrameRecord
 
     face = FaceRecord(
         [0, 0, 9, 9], 0.0, [[0.0, 0.0]] * 68, [[1, 0, 0], [0, 1, 0]], source="tracked", rotation=90

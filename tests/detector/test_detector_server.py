@@ -130,7 +130,7 @@ def test_cli_extract_photos_folder(shared_data: Path, tmp_path: Path, capsys) ->
 
 
 def test_cli_extract_video(tmp_path: Path) -> None:
-    from services.media.core import find_ffmpeg
+    from faceswap.media.store import find_ffmpeg
 
     clip = tmp_path / "clip.mp4"
     src = Path(__file__).resolve().parents[2] / "samples" / "liveportrait_s18.mp4"

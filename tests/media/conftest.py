@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from services.media.ffmpeg import find_ffmpeg
+from faceswap.media.ffmpeg import find_ffmpeg
 
 
 def ffmpeg(*args: str) -> None:

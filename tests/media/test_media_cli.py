@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from services.media.core import probe
+from faceswap.media.store import probe
 
 ROOT = Path(__file__).resolve().parents[2]
 

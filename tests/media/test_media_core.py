@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
+import services.media.metrics  # noqa: F401  (the Prometheus sink the counts below go to)
 from faceswap.errors import Aborted, InvalidArgument, NotFound
-from faceswap.storage import LocalStore, ObjectStore
-from services.media.core import (
+from faceswap.media.store import (
     VideoWriter,
     encode_video,
     extract_frames,
@@ -22,6 +22,7 @@ from services.media.core import (
     probe,
     read_frames,
 )
+from faceswap.storage import LocalStore, ObjectStore
 
 
 def _metric(name: str) -> float:
@@ -267,7 +268,7 @@ def test_cancelled_work_stops_and_publishes_nothing(short_clip: Path, local_stor
 def test_late_start_seeks_yet_gives_exact_frames(
     media_dir: Path, run_ffmpeg: Callable[..., None], suffix: str, hamilton: Path
 ) -> None:
-    from services.media.frames import seek_point
+    from faceswap.media.frames import seek_point
 
     clip = media_dir / f"gop{suffix}"
     run_ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x90:rate=30000/1001", "-frames:v", "150", "-c:v", "libx264",

@@ -15,10 +15,10 @@ from pathlib import Path
 import grpc
 import pytest
 
+from faceswap.media.store import find_ffmpeg, probe
 from faceswap.storage import LocalStore
 from services.common.pb.faceswap.v1 import common_pb2, media_pb2, media_pb2_grpc
 from services.common.server import RunningServer, start_server
-from services.media.core import find_ffmpeg, probe
 from services.media.server import build_spec
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "liveportrait_s18.mp4"
@@ -105,7 +105,7 @@ def test_every_ffmpeg_input_names_protocol_and_demuxer(media, tmp_path: Path, mo
         wrappers[tool] = wrapper
     monkeypatch.setenv("FACESWAP_FFMPEG", str(wrappers["ffmpeg"]))
     monkeypatch.setenv("FACESWAP_FFPROBE", str(wrappers["ffprobe"]))
-    from services.media.frames import passthrough_args
+    from faceswap.media.frames import passthrough_args
 
     passthrough_args.cache_clear()  # cached per binary path; the wrapper is a new path anyway
     store.put_file("uploads/a.mp4", SAMPLE)

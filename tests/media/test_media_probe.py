@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from faceswap.errors import InvalidArgument, NotFound
-from services.media.core import probe, read_frames
-from services.media.ffmpeg import FFMPEG_ENV, FFPROBE_ENV, summarize_stderr
+from faceswap.media.ffmpeg import FFMPEG_ENV, FFPROBE_ENV, summarize_stderr
+from faceswap.media.store import probe, read_frames
 
 
 @pytest.fixture(params=["ffprobe", "ffmpeg-only"])

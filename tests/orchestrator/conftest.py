@@ -70,7 +70,7 @@ def job_store(db_url: str):
 
 
 def _ffmpeg() -> str:
-    from services.media.core import find_ffmpeg
+    from faceswap.media.store import find_ffmpeg
 
     return find_ffmpeg()
 

@@ -76,7 +76,7 @@ def _wait_for(client: JobClient, name: str, cond, timeout: float) -> jobs_pb2.Jo
 
 
 def _probe(path: Path):
-    from services.media.core import probe
+    from faceswap.media.store import probe
 
     return probe(path)
 

@@ -18,7 +18,7 @@ def _options(manifest) -> dict:
 
 
 def test_train_and_convert_manifests_carry_the_job_options() -> None:
-    from services.converter.options import ConvertOptions
+    from faceswap.options.convert import ConvertOptions
     from services.trainer.loop import TrainOptions
 
     spec = jobs_pb2.SwapJobSpec()

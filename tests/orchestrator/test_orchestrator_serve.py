@@ -55,7 +55,7 @@ def _cmdline(pid: int) -> str:
 
 
 def _cut(src: Path, dst: Path, scale: str) -> Path:
-    from services.media.core import find_ffmpeg
+    from faceswap.media.store import find_ffmpeg
 
     subprocess.run(
         [
@@ -82,8 +82,8 @@ def _faceswap(env: dict[str, str], *args: str, timeout: float = 120) -> subproce
 def test_serve_survives_a_killed_service_and_jobs_download(tmp_path: Path) -> None:
     """kill -9 the converter under `faceswap serve` while it converts: serve restarts it, the job
     finishes, and `faceswap jobs download NAME -o OUT` saves a video with the input's frame count."""
+    from faceswap.media.store import probe
     from services.common.pb.faceswap.v1 import jobs_pb2
-    from services.media.core import probe
     from services.orchestrator.client import TERMINAL, JobClient
 
     a = _cut(SAMPLES / "liveportrait_s18.mp4", tmp_path / "a.mp4", "320:180")

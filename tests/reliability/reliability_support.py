@@ -70,7 +70,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
 
 
 def cut_clip(src: Path, dst: Path, seconds: float, scale: str = "320:180") -> Path:
-    from services.media.core import find_ffmpeg
+    from faceswap.media.store import find_ffmpeg
 
     subprocess.run(
         [

@@ -14,8 +14,8 @@ from services.common.server import start_server
 
 
 def test_detect_reports_progress_before_the_stage_ends(tmp_path: Path, short_clip: Path) -> None:
+    from faceswap.media.store import extract_frames
     from services.detector.server import build_spec
-    from services.media.core import extract_frames
 
     store = LocalStore(tmp_path / "storage", "faceswap")
     store.put_file("jobs/j/input/video.mp4", short_clip)

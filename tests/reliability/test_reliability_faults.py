@@ -86,7 +86,7 @@ def _wait(client: JobClient, name: str, cond, timeout: float) -> jobs_pb2.Job:
 
 
 def _frames(group: ServiceGroup, job: jobs_pb2.Job, tmp: Path) -> int:
-    from services.media.core import probe
+    from faceswap.media.store import probe
 
     assert job.state == jobs_pb2.JOB_STATE_SUCCEEDED, job.error
     store = LocalStore(Path(group.env["FACESWAP_DATA_DIR"]) / "storage", "faceswap")
@@ -129,7 +129,7 @@ def _run(
 def test_service_stopped_mid_job_restarts_and_job_completes(
     group: ServiceGroup, fault_clips, tmp_path: Path, victim: str, sig: int
 ) -> None:
-    from services.media.core import probe
+    from faceswap.media.store import probe
 
     undisturbed = probe(fault_clips["a"]).frame_count  # what an undisturbed run outputs (e2e tests)
     frames, messages = _run(group, fault_clips, tmp_path, victim, sig)

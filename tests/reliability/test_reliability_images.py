@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from reliability_support import TOKENS, Platform
 
+from faceswap.face.images import decode_image
 from faceswap.limits import image_size
 from services.common.pb.faceswap.v1 import jobs_pb2
-from services.detector.images import decode_image
 from services.orchestrator.client import JobClient
 
 SIDE = 5000

@@ -54,7 +54,7 @@ def group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceGroup]:
 def test_stages_longer_than_the_rpc_timeout_and_retry_window(
     group: ServiceGroup, clips: dict[str, Path], tmp_path: Path
 ) -> None:
-    from services.media.core import probe
+    from faceswap.media.store import probe
 
     with JobClient(group.jobs_address) as client:
         spec = jobs_pb2.SwapJobSpec(video=client.upload(clips["a"]), faces_b=[client.upload(clips["b"])])

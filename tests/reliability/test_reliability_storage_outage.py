@@ -172,7 +172,7 @@ def test_storage_read_only_mid_convert_job_succeeds_once_back(outage) -> None:
     assert final.state == jobs_pb2.JOB_STATE_SUCCEEDED, final.error
     delays = _backoff(messages)
     assert len(delays) >= 3 and delays == sorted(delays), messages
-    from services.media.core import probe
+    from faceswap.media.store import probe
 
     out = storage.parent / "out.mp4"
     LocalStore(storage, "faceswap").get_file(final.output.key, out)

@@ -11,8 +11,8 @@ import pytest
 import torch
 from trainer_faces import write_face_set
 
+from faceswap.model import checkpoint as ckpt_io
 from faceswap.storage import LocalStore
-from services.trainer import checkpoint as ckpt_io
 from services.trainer.cli import main
 
 WARM = ckpt_io.builtin_path("demo")

@@ -10,10 +10,10 @@ import torch
 from trainer_faces import write_face_set
 
 from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound
+from faceswap.model import checkpoint as ckpt_io
+from faceswap.model.network import build_model
 from faceswap.storage import join_key
-from services.trainer import checkpoint as ckpt_io
 from services.trainer.loop import TrainOptions, train
-from services.trainer.model import build_model
 
 SMALL = {"size": 32, "batch_size": 4, "threads": 1}
 

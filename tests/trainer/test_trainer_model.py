@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from faceswap.errors import InvalidArgument
-from services.trainer.model import PRESETS, build_model, count_parameters
+from faceswap.model.network import PRESETS, build_model, count_parameters
 
 
 @pytest.mark.parametrize("preset", list(PRESETS))

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
+from faceswap.model import checkpoint as ckpt_io
 from faceswap.storage import LocalStore
-from services.trainer import checkpoint as ckpt_io
 from services.trainer.loop import TrainOptions, train
 
 ROOT = Path(__file__).resolve().parents[2]

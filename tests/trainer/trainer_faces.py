@@ -13,9 +13,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from faceswap.face.alignments import Alignments, FaceRecord, FrameRecord
+from faceswap.face.geometry import umeyama
 from faceswap.storage import ObjectStore, join_key
-from services.detector.alignments import Alignments, FaceRecord, FrameRecord
-from services.trainer.augment import umeyama
 
 SIZE = 64
 
@@ -60,7 +60,7 @@ def extract_faces(folder: Path, size: int = SIZE) -> list[RawFace]:
         shape = predictor(rgb, det)
         pts = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64) / scale
         anchors = np.array([pts[36:42].mean(0), pts[42:48].mean(0), pts[48:68].mean(0)])
-        matrix = umeyama(anchors, _template(size))
+        matrix = umeyama(anchors, _template(size))[:2]
         crop = cv2.warpAffine(
             image, matrix, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE
         )

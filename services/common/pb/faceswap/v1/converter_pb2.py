@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from services.common.pb.faceswap.v1 import common_pb2 as faceswap_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x66\x61\x63\x65swap/v1/converter.proto\x12\x0b\x66\x61\x63\x65swap.v1\x1a\x18\x66\x61\x63\x65swap/v1/common.proto\"\xbc\x01\n\x0e\x43onvertOptions\x12\x0c\n\x04mask\x18\x01 \x01(\t\x12\x12\n\nmask_erode\x18\x02 \x01(\x05\x12\x11\n\tmask_blur\x18\x03 \x01(\x05\x12\r\n\x05\x63olor\x18\x04 \x01(\t\x12\r\n\x05\x62lend\x18\x05 \x01(\t\x12\x0e\n\x06smooth\x18\x06 \x01(\t\x12\x11\n\tdirection\x18\x07 \x01(\t\x12\x12\n\nbatch_size\x18\x08 \x01(\x05\x12\x10\n\x08geometry\x18\t \x01(\t\x12\x0e\n\x06method\x18\n \x01(\t\"\x85\x02\n\x14\x43onvertFramesRequest\x12\x15\n\rframes_prefix\x18\x01 \x01(\t\x12*\n\nalignments\x18\x02 \x01(\x0b\x32\x16.faceswap.v1.ObjectRef\x12\x14\n\x0cmodel_prefix\x18\x03 \x01(\t\x12\x15\n\routput_prefix\x18\x04 \x01(\t\x12&\n\x05range\x18\x05 \x01(\x0b\x32\x17.faceswap.v1.FrameRange\x12,\n\x07options\x18\x06 \x01(\x0b\x32\x1b.faceswap.v1.ConvertOptions\x12\'\n\x07\x66\x61\x63\x65s_b\x18\x07 \x01(\x0b\x32\x16.faceswap.v1.ObjectRef\"\xc1\x02\n\x15\x43onvertFramesResponse\x12\x14\n\x0c\x66rames_total\x18\x01 \x01(\x03\x12\x18\n\x10\x66rames_converted\x18\x02 \x01(\x03\x12\x15\n\rfaces_swapped\x18\x03 \x01(\x03\x12.\n\x0c\x66rame_errors\x18\x04 \x03(\x0b\x32\x18.faceswap.v1.ErrorStatus\x12\x19\n\x11\x66rames_per_second\x18\x05 \x01(\x01\x12K\n\rstage_seconds\x18\x06 \x03(\x0b\x32\x34.faceswap.v1.ConvertFramesResponse.StageSecondsEntry\x12\x14\n\x0cwall_seconds\x18\x07 \x01(\x01\x1a\x33\n\x11StageSecondsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x32j\n\x10\x43onverterService\x12V\n\rConvertFrames\x12!.faceswap.v1.ConvertFramesRequest\x1a\".faceswap.v1.ConvertFramesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x66\x61\x63\x65swap/v1/converter.proto\x12\x0b\x66\x61\x63\x65swap.v1\x1a\x18\x66\x61\x63\x65swap/v1/common.proto\"\xf7\x01\n\x0e\x43onvertOptions\x12\x0c\n\x04mask\x18\x01 \x01(\t\x12\x17\n\nmask_erode\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x16\n\tmask_blur\x18\x03 \x01(\x05H\x01\x88\x01\x01\x12\r\n\x05\x63olor\x18\x04 \x01(\t\x12\r\n\x05\x62lend\x18\x05 \x01(\t\x12\x0e\n\x06smooth\x18\x06 \x01(\t\x12\x11\n\tdirection\x18\x07 \x01(\t\x12\x17\n\nbatch_size\x18\x08 \x01(\x05H\x02\x88\x01\x01\x12\x10\n\x08geometry\x18\t \x01(\t\x12\x0e\n\x06method\x18\n \x01(\tB\r\n\x0b_mask_erodeB\x0c\n\n_mask_blurB\r\n\x0b_batch_size\"\x85\x02\n\x14\x43onvertFramesRequest\x12\x15\n\rframes_prefix\x18\x01 \x01(\t\x12*\n\nalignments\x18\x02 \x01(\x0b\x32\x16.faceswap.v1.ObjectRef\x12\x14\n\x0cmodel_prefix\x18\x03 \x01(\t\x12\x15\n\routput_prefix\x18\x04 \x01(\t\x12&\n\x05range\x18\x05 \x01(\x0b\x32\x17.faceswap.v1.FrameRange\x12,\n\x07options\x18\x06 \x01(\x0b\x32\x1b.faceswap.v1.ConvertOptions\x12\'\n\x07\x66\x61\x63\x65s_b\x18\x07 \x01(\x0b\x32\x16.faceswap.v1.ObjectRef\"\xc1\x02\n\x15\x43onvertFramesResponse\x12\x14\n\x0c\x66rames_total\x18\x01 \x01(\x03\x12\x18\n\x10\x66rames_converted\x18\x02 \x01(\x03\x12\x15\n\rfaces_swapped\x18\x03 \x01(\x03\x12.\n\x0c\x66rame_errors\x18\x04 \x03(\x0b\x32\x18.faceswap.v1.ErrorStatus\x12\x19\n\x11\x66rames_per_second\x18\x05 \x01(\x01\x12K\n\rstage_seconds\x18\x06 \x03(\x0b\x32\x34.faceswap.v1.ConvertFramesResponse.StageSecondsEntry\x12\x14\n\x0cwall_seconds\x18\x07 \x01(\x01\x1a\x33\n\x11StageSecondsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x32j\n\x10\x43onverterService\x12V\n\rConvertFrames\x12!.faceswap.v1.ConvertFramesRequest\x1a\".faceswap.v1.ConvertFramesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,13 +35,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONVERTFRAMESRESPONSE_STAGESECONDSENTRY']._loaded_options = None
   _globals['_CONVERTFRAMESRESPONSE_STAGESECONDSENTRY']._serialized_options = b'8\001'
   _globals['_CONVERTOPTIONS']._serialized_start=71
-  _globals['_CONVERTOPTIONS']._serialized_end=259
-  _globals['_CONVERTFRAMESREQUEST']._serialized_start=262
-  _globals['_CONVERTFRAMESREQUEST']._serialized_end=523
-  _globals['_CONVERTFRAMESRESPONSE']._serialized_start=526
-  _globals['_CONVERTFRAMESRESPONSE']._serialized_end=847
-  _globals['_CONVERTFRAMESRESPONSE_STAGESECONDSENTRY']._serialized_start=796
-  _globals['_CONVERTFRAMESRESPONSE_STAGESECONDSENTRY']._serialized_end=847
-  _globals['_CONVERTERSERVICE']._serialized_start=849
-  _globals['_CONVERTERSERVICE']._serialized_end=955
+  _globals['_CONVERTOPTIONS']._serialized_end=318
+  _globals['_CONVERTFRAMESREQUEST']._serialized_start=321
+  _globals['_CONVERTFRAMESREQUEST']._serialized_end=582
+  _globals['_CONVERTFRAMESRESPONSE']._serialized_start=585
+  _globals['_CONVERTFRAMESRESPONSE']._serialized_end=906
+  _globals['_CONVERTFRAMESRESPONSE_STAGESECONDSENTRY']._serialized_start=855
+  _globals['_CONVERTFRAMESRESPONSE_STAGESECONDSENTRY']._serialized_end=906
+  _globals['_CONVERTERSERVICE']._serialized_start=908
+  _globals['_CONVERTERSERVICE']._serialized_end=1014
 # @@protoc_insertion_point(module_scope)

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from faceswap.errors import InvalidArgument
-from services.detector.models import get_model, model_lock
+from faceswap.face.models import get_model, model_lock
 
 DETECTORS = ("hog", "cnn")
 

@@ -22,16 +22,16 @@ import cv2
 import numpy as np
 
 from faceswap.errors import Aborted, InvalidArgument, NotFound
-from faceswap.storage import ObjectStore, join_key, validate_key, validate_prefix
-from services.media import metrics
-from services.media.ffmpeg import find_ffmpeg, find_ffprobe
-from services.media.frames import (
+from faceswap.media import events
+from faceswap.media.ffmpeg import find_ffmpeg, find_ffprobe
+from faceswap.media.frames import (
     VideoWriter,
     probe_audio_source,
     read_frames,
     validate_range,
 )
-from services.media.probe import VideoInfo, parse_rate, probe
+from faceswap.media.probe import VideoInfo, parse_rate, probe
+from faceswap.storage import ObjectStore, join_key, validate_key, validate_prefix
 
 __all__ = [
     "IMAGE_FORMATS",
@@ -192,7 +192,7 @@ def extract_video_file(
     validate_range(start, end, step)
     output_prefix = validate_prefix(output_prefix)
     label = label or os.path.basename(str(path))
-    with metrics.stage_timer("extract"):
+    with events.stage_timer("extract"):
         info = probe(path, label=label)
         if start >= info.frame_count:
             raise InvalidArgument(
@@ -217,7 +217,7 @@ def extract_video_file(
         def collect(future: Future[tuple[int, str, int]]) -> None:
             number, key, size = future.result()
             published.append(key)
-            metrics.BYTES.labels("images_written").inc(size)
+            events.count("bytes", size, "images_written")
             frames.append({"index": number, "key": key, "time": float(number / info.fps)})
 
         pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="media-extract")
@@ -352,18 +352,18 @@ def encode_frames_file(
     def load(key: str) -> np.ndarray:
         local = store.local_path(key)
         if local is not None:  # local store: OpenCV reads the file itself (no copy through Python)
-            metrics.BYTES.labels("images_read").inc(local.stat().st_size)
+            events.count("bytes", local.stat().st_size, "images_read")
             image = cv2.imread(str(local), cv2.IMREAD_COLOR)
         else:
             data = store.get_bytes(key)
-            metrics.BYTES.labels("images_read").inc(len(data))
+            events.count("bytes", len(data), "images_read")
             image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         if image is None:
             raise InvalidArgument(f"frame {key!r} is not a readable image", field="frames_prefix")
         return image
 
     with (
-        metrics.stage_timer("encode"),
+        events.stage_timer("encode"),
         ThreadPoolExecutor(WORKERS, thread_name_prefix="media-encode") as pool,
     ):
         # Images decode on threads a few frames ahead of the encoder; memory stays a few frames.

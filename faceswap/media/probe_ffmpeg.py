@@ -13,8 +13,8 @@ from fractions import Fraction
 from typing import Any
 
 from faceswap.errors import InvalidArgument
-from services.media.ffmpeg import demuxer_for, input_args
-from services.media.probe import (
+from faceswap.media.ffmpeg import demuxer_for, input_args
+from faceswap.media.probe import (
     IMAGE_DEMUXERS,
     NoVideoStream,
     VideoInfo,

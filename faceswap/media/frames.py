@@ -20,8 +20,8 @@ from types import TracebackType
 import numpy as np
 
 from faceswap.errors import InvalidArgument, NotFound, ServiceError
-from services.media import metrics
-from services.media.ffmpeg import (
+from faceswap.media import events
+from faceswap.media.ffmpeg import (
     StderrTail,
     encoder_names,
     find_ffmpeg,
@@ -30,7 +30,7 @@ from services.media.ffmpeg import (
     passthrough_args,
     summarize_stderr,
 )
-from services.media.probe import NoVideoStream, VideoInfo, parse_rate, probe, run_tool
+from faceswap.media.probe import NoVideoStream, VideoInfo, parse_rate, probe, run_tool
 
 _PIPE_BYTES = 1 << 20  # a bigger pipe means fewer context switches per frame
 _F_SETPIPE_SZ = 1031
@@ -123,8 +123,8 @@ def read_frames(
                     f"{label!r}: frame {number} is incomplete: {summarize_stderr(tail.text(), str(path))}",
                     field="video",
                 )
-            metrics.FRAMES_DECODED.inc()
-            metrics.BYTES.labels("decoded").inc(frame_bytes)
+            events.count("frames_decoded")
+            events.count("bytes", frame_bytes, "decoded")
             yield number, np.frombuffer(buf, dtype=np.uint8).reshape(info.height, info.width, 3)
             produced += 1
             number += step
@@ -332,8 +332,8 @@ class VideoWriter:
             self.abort()
             raise self._failure() from None
         self.frames_written += 1
-        metrics.FRAMES_ENCODED.inc()
-        metrics.BYTES.labels("encoded_input").inc(data.nbytes)
+        events.count("frames_encoded")
+        events.count("bytes", data.nbytes, "encoded_input")
 
     def close(self) -> Path:
         """Finishes the file and moves it into place. Raises (and leaves nothing) when ffmpeg failed."""
@@ -355,7 +355,7 @@ class VideoWriter:
             raise self._failure()
         os.replace(self._tmp, self.path)
         self._closed = True
-        metrics.BYTES.labels("encoded").inc(self.path.stat().st_size)
+        events.count("bytes", self.path.stat().st_size, "encoded")
         return self.path
 
     def abort(self) -> None:

@@ -31,8 +31,8 @@ import torch
 from torch import nn
 
 from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound, ServiceError
+from faceswap.model.network import FaceSwapModel, ModelConfig, build_model_from_config
 from faceswap.storage import ObjectStore, join_key
-from services.trainer.model import FaceSwapModel, ModelConfig, build_model_from_config
 
 log = logging.getLogger("faceswap.trainer")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from faceswap.errors import InvalidArgument, NotFound
-from services.media.ffmpeg import (
+from faceswap.media.ffmpeg import (
     CONTAINER_NAMES,
     demuxer_for,
     find_ffmpeg,
@@ -126,7 +126,7 @@ def probe(path: str | Path, *, label: str | None = None) -> VideoInfo:
     ffprobe = find_ffprobe()
     if ffprobe:
         return _probe_ffprobe(ffprobe, path, label)
-    from services.media.probe_ffmpeg import probe_with_ffmpeg  # the fallback imports this module
+    from faceswap.media.probe_ffmpeg import probe_with_ffmpeg  # the fallback imports this module
 
     return probe_with_ffmpeg(find_ffmpeg(), path, label)
 
