@@ -133,14 +133,50 @@ class FaceIndex:
     frames: np.ndarray  # source frame number of each face (consecutive numbers = B's own motion)
     landmarks: np.ndarray  # N x 68 x 2, frame pixels
     descriptors: np.ndarray  # N x F, normalised
+    # Extra cost of choosing each face (a motion-blurred frame: soft, and its landmarks are off).
+    penalty: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.keys)
 
     @classmethod
-    def build(cls, keys: Sequence[str], frames: Sequence[int], landmarks: np.ndarray) -> FaceIndex:
+    def build(
+        cls,
+        keys: Sequence[str],
+        frames: Sequence[int],
+        landmarks: np.ndarray,
+        sharpness: Sequence[float] | None = None,
+    ) -> FaceIndex:
         lm = np.asarray(landmarks, np.float64).reshape(-1, 68, 2)
-        return cls(list(keys), np.asarray(frames, np.int64), lm, normalise(describe(lm)))
+        return cls(
+            list(keys), np.asarray(frames, np.int64), lm, normalise(describe(lm)), blur_penalty(sharpness)
+        )
+
+
+def blur_penalty(sharpness: Sequence[float] | None, weight: float = 6.0) -> np.ndarray | None:
+    """Cost per face from its sharpness against the set's median: 0 at 80 % of it or more, rising
+    to ``weight`` for a fully blurred face (weight ~ three switches: picked only when nothing else
+    has the expression)."""
+    if sharpness is None or len(sharpness) == 0:
+        return None
+    s = np.asarray(sharpness, np.float64)
+    ref = 0.8 * float(np.median(s))
+    if ref <= 0:
+        return np.zeros(len(s))
+    return weight * np.clip((ref - s) / ref, 0.0, 1.0)
+
+
+def face_sharpness(image: np.ndarray, landmarks: np.ndarray) -> float:
+    """Laplacian variance inside the face's landmark hull, at a common scale (eye distance 64 px)."""
+    lm = np.asarray(landmarks, np.float64)
+    k = 64.0 / float(interocular(lm))
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+    small = cv2.resize(gray, None, fx=k, fy=k, interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
+    mask = np.zeros(small.shape, np.uint8)
+    _hull(mask, lm * k)
+    lap = cv2.Laplacian(small, cv2.CV_64F)
+    inside = mask > 0
+    return float(lap[inside].var()) if inside.any() else 0.0
 
 
 def choose_sequence(
@@ -158,6 +194,8 @@ def choose_sequence(
     if t_count == 0:
         return np.zeros(0, np.int64)
     unary = ((queries[:, None, :] - index.descriptors[None, :, :]) ** 2).sum(-1)  # T x N
+    if index.penalty is not None:
+        unary = unary + index.penalty[None, :]
     # successor[j]: the face of B's next frame, when B's footage continues from j.
     order = np.argsort(index.frames, kind="stable")
     successor = np.full(n, -1, np.int64)
@@ -278,7 +316,10 @@ def pose_targets(b_lm: np.ndarray, a_lm: np.ndarray, strength: float = 0.7) -> n
     say how far. The outline moves towards A's, the nose moves as a whole (B's nose shape stays)."""
     target = np.asarray(b_lm, np.float64).copy()
     a_lm = np.asarray(a_lm, np.float64)
-    target[0:17] += strength * (a_lm[0:17] - target[0:17])
+    # The lower jaw follows fully; the outline's top (by the temples, where B's hair starts) less.
+    follow = np.full(17, strength)
+    follow[[0, 16]], follow[[1, 15]], follow[[2, 14]] = 0.0, strength * 0.33, strength * 0.66
+    target[0:17] += follow[:, None] * (a_lm[0:17] - target[0:17])
     target[30:36] += strength * (a_lm[30] - target[30])
     target[28:30] += strength * 0.5 * (a_lm[28:30] - target[28:30])
     return target
@@ -355,6 +396,7 @@ def _tps_inverse_map(dst: np.ndarray, src: np.ndarray, w: int, h: int) -> tuple[
 A_INSET = 1.0
 B_INSET = 0.95
 FOREHEAD = 0.3
+B_FOREHEAD_EXTRA = 0.3  # B's hull reaches this much higher than A's (see face_mask)
 
 
 def face_mask(
@@ -366,14 +408,20 @@ def face_mask(
     pulled slightly inwards (B's hair hangs by the cheeks, A's jaw line must not show twice)."""
     h, w = shape
     masks = []
-    for lm, inset in ((np.asarray(a_lm, np.float64), A_INSET), (np.asarray(b_lm, np.float64), B_INSET)):
+    # B's hull reaches higher than A's: the top edge is then always A's forehead band, so A's own
+    # brows are covered even where B's sit lower (no double brows in the feathered edge).
+    hulls = (
+        (np.asarray(a_lm, np.float64), A_INSET, FOREHEAD),
+        (np.asarray(b_lm, np.float64), B_INSET, FOREHEAD + B_FOREHEAD_EXTRA),
+    )
+    for lm, inset, forehead in hulls:
         iod = float(interocular(lm))
         centre = lm[27:36].mean(0)
         pts = lm.copy()
         eye_axis = lm[45] - lm[36]
         eye_axis /= max(np.linalg.norm(eye_axis), 1e-6)
         up = np.array([eye_axis[1], -eye_axis[0]])
-        pts[17:27] += up * FOREHEAD * iod  # above the brows, so they are not cut
+        pts[17:27] += up * forehead * iod  # above the brows, so they are not cut
         pts[0:17] = centre + (pts[0:17] - centre) * inset  # inside the jaw line and cheeks
         m = np.zeros((h, w), np.uint8)
         hull = cv2.convexHull(np.round(pts[:27]).astype(np.int32))
@@ -425,17 +473,15 @@ def _hull(mask: np.ndarray, pts: np.ndarray, value: int = 255) -> None:
 def feature_mask(lm: np.ndarray, shape: tuple[int, int], grow: float = 0.06) -> np.ndarray:
     """0/255 mask of the brows, eyes, nose and mouth (each hull grown by ``grow`` x the eye distance).
 
-    Each brow's hull reaches down to its eye and stops short of its outer end, where hair at the
-    temple would otherwise pass for brow."""
+    Each brow is a thick line that stops short of its outer end, where hair at the temple would
+    otherwise pass for brow."""
     lm = np.asarray(lm, np.float64)
     iod = float(interocular(lm))
     m = np.zeros(shape, np.uint8)
-    for brow, eye in ((np.r_[17:22], np.r_[36:40]), (np.r_[22:27], np.r_[42:46])):
-        pts = lm[brow].copy()
-        outer = 0 if brow[0] == 17 else -1
-        inner = -1 if brow[0] == 17 else 0
-        pts[outer] += 0.25 * (pts[inner] - pts[outer])
-        _hull(m, np.concatenate([pts, lm[eye]]))
+    for brow, eye in ((lm[17:22].copy(), lm[36:40]), (lm[26:21:-1].copy(), lm[45:41:-1])):
+        # From the outer end inwards; the outer quarter is left to the skin test (temple hair).
+        brow[0] += 0.25 * (brow[-1] - brow[0])
+        _hull(m, np.concatenate([brow, eye]))  # the brow down to its eye
     for part in (slice(36, 42), slice(42, 48), slice(27, 36), slice(48, 60)):
         _hull(m, lm[part])
     r = max(1, round(grow * iod))
@@ -499,7 +545,7 @@ def plan_sources(
     """For each of A's faces (T x F normalised descriptors), the faces of B per region with weights."""
     per_region = {}
     for region, weights in REGION_WEIGHTS.items():
-        sub = FaceIndex(index.keys, index.frames, index.landmarks, index.descriptors * weights)
+        sub = FaceIndex(index.keys, index.frames, index.landmarks, index.descriptors * weights, index.penalty)
         path = choose_sequence(queries * weights, sub, switch_cost=switch_cost, cuts=cuts)
         per_region[region] = crossfade_weights(path, crossfade)
     return [{r: per_region[r][t] for r in REGIONS} for t in range(len(queries))]
@@ -617,13 +663,17 @@ def compose(
     sigma_l = light_sigma * iod
     la = _to_lab(frame_roi)
     lr = _to_lab(composite)
-    low_a = _masked_lowpass(la, region, sigma_l)
-    real_band = lr - _masked_lowpass(lr, region, sigma_l)
+    # Light is estimated on skin only: A's own brows, eyes and mouth must not shade B's face (a
+    # ghost brow above B's), nor B's darken the light taken from A.
+    skin_a = region * (1.0 - feature_mask(a_roi, shape, 0.12).astype(np.float32) / 255.0)
+    skin_b = region * (1.0 - feature_mask(t_roi, shape, 0.12).astype(np.float32) / 255.0)
+    low_a = _masked_lowpass(la, skin_a, sigma_l)
+    real_band = lr - _masked_lowpass(lr, skin_b, sigma_l)
     if decoded is not None:
         # Hybrid: B's real face everywhere its expression agrees with A's; where it cannot (a
         # blink, a mouth shape B's footage lacks) the decoder's B, which has A's expression.
         ld = _to_lab(bend(decoded.astype(np.float32), a_roi, t_roi, (0, 0, 0, 0)))
-        dec_band = ld - _masked_lowpass(ld, region, sigma_l)
+        dec_band = ld - _masked_lowpass(ld, skin_b, sigma_l)
         g = gate[..., None]
         out = low_a + g * real_band + (1 - g) * dec_band
     else:

@@ -23,12 +23,12 @@ import numpy as np
 from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound
 from faceswap.face.alignments import Alignments
 from faceswap.storage import ObjectStore, join_key
-from services.converter.appearance import FaceIndex, roi_box
+from services.converter.appearance import FaceIndex, face_sharpness, roi_box
 
 log = logging.getLogger("faceswap.converter")
 
 BANK_NAME = "faces_bank.npz"
-BANK_VERSION = 1
+BANK_VERSION = 2  # 2: per-face sharpness
 MAX_FACES = 1500  # more faces add little variety and cost memory and planning time
 CROP_MARGIN = 0.45  # share of the landmark box kept around each face (room for the warp)
 JPEG_QUALITY = 95
@@ -41,6 +41,7 @@ class FaceBank:
     index: FaceIndex
     crops: list[bytes]
     source: str = ""  # what it was built from (for messages)
+    sharpness: list[float] | None = None  # per face (appearance.face_sharpness)
 
     def __post_init__(self) -> None:
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
@@ -79,6 +80,7 @@ class FaceBank:
             keys=np.array(self.index.keys),
             frames=self.index.frames,
             landmarks=self.index.landmarks.astype(np.float32),
+            sharpness=np.asarray(self.sharpness, np.float64),
             lengths=lengths,
             crops=np.frombuffer(b"".join(self.crops), np.uint8),
         )
@@ -93,12 +95,16 @@ class FaceBank:
             blob = data["crops"].tobytes()
             offsets = np.concatenate([[0], np.cumsum(data["lengths"])])
             crops = [blob[offsets[i] : offsets[i + 1]] for i in range(len(data["lengths"]))]
+            sharpness = [float(v) for v in data["sharpness"]]
             index = FaceIndex.build(
-                [str(k) for k in data["keys"]], data["frames"], data["landmarks"].astype(np.float64)
+                [str(k) for k in data["keys"]],
+                data["frames"],
+                data["landmarks"].astype(np.float64),
+                sharpness,
             )
         except (ValueError, KeyError, OSError) as exc:
             raise FailedPrecondition(f"face bank {source!r} is unreadable: {exc}") from exc
-        return cls(index, crops, source)
+        return cls(index, crops, source, sharpness)
 
 
 class _Images:
@@ -124,20 +130,22 @@ def crop_face(image: np.ndarray, landmarks: np.ndarray) -> tuple[bytes, np.ndarr
 
 def build_bank(faces: Iterable[tuple[int, str, np.ndarray, list[np.ndarray]]], source: str = "") -> FaceBank:
     """From (frame number, key, BGR image, [68 x 2 landmarks per face]) in frame order."""
-    keys, frames, landmarks, crops = [], [], [], []
+    keys, frames, landmarks, crops, sharpness = [], [], [], [], []
     for number, key, image, faces_lm in faces:
         for slot, lm in enumerate(faces_lm):
             lm = np.asarray(lm, np.float64)
             if lm.shape != (68, 2) or not np.isfinite(lm).all():
                 continue
             raw, local = crop_face(image, lm)
+            sharpness.append(face_sharpness(image, lm))
             keys.append(f"{key}#{slot}")
             frames.append(number)
             landmarks.append(local)
             crops.append(raw)
     if not crops:
         raise FailedPrecondition(f"no face of B found in {source or 'the face set'}")
-    return FaceBank(FaceIndex.build(keys, frames, np.stack(landmarks)), crops, source)
+    index = FaceIndex.build(keys, frames, np.stack(landmarks), sharpness)
+    return FaceBank(index, crops, source, sharpness)
 
 
 def _stride(n: int) -> int:

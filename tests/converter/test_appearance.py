@@ -158,3 +158,13 @@ def test_bank_from_frames_without_faces_is_refused(tmp_path: Path) -> None:
     with pytest.raises(Exception) as err:
         bank_from_alignments(store, "nope/alignments.json")
     assert "run the detector on B" in str(err.value)
+
+
+def test_blurred_faces_of_b_are_avoided() -> None:
+    """Two faces of B with the same expression: the motion-blurred one is not chosen."""
+    faces = np.stack([_face(0.2), _face(0.2), _face(0.5)])
+    index = ap.FaceIndex.build(["blur", "sharp", "open"], np.array([0, 10, 20]), faces, [10.0, 100.0, 100.0])
+    centre = np.median(ap.describe(faces), 0)
+    path = ap.choose_sequence(ap.normalise(ap.describe(np.stack([_face(0.2)] * 5)), centre), index)
+    assert set(path.tolist()) == {1}
+    assert ap.blur_penalty([10.0, 100.0, 100.0])[0] > 0 == ap.blur_penalty([10.0, 100.0, 100.0])[1]
