@@ -35,8 +35,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def module_name(stage: str) -> str:
-    """``media`` -> ``services.media.bench``; a dotted name is taken as a module path as is."""
-    return stage if "." in stage else f"services.{stage}.bench"
+    """``media`` -> ``services.media.bench``; a dotted name is taken as a module path as is. The
+    orchestrator's bench runs whole jobs against every stage in process, so it lives at the top
+    (``services/bench_jobs.py``) with the other entry points that wire all services."""
+    if "." in stage:
+        return stage
+    return "services.bench_jobs" if stage == "orchestrator" else f"services.{stage}.bench"
 
 
 def _module_exists(name: str) -> bool:

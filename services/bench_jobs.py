@@ -89,10 +89,10 @@ def _cut_clips(workdir: Path) -> tuple[Path, Path]:
 
 def in_process_job(workdir: Path, video_a: Path, video_b: Path) -> tuple[float, int]:
     """The same stages as a job, called directly on a LocalStore (no gRPC, no job store)."""
+    from faceswap.face.extract import DetectOptions, extract_face_set
     from faceswap.media.store import encode_video, extract_frames
     from faceswap.storage import LocalStore
     from services.converter.swap import convert_frames
-    from services.detector.extract import DetectOptions, extract_face_set
     from services.trainer.loop import TrainOptions, train
 
     store = LocalStore(workdir / "inproc", "bench")

@@ -7,7 +7,7 @@ import importlib
 import logging
 import sys
 
-from faceswap.errors import ServiceError
+from services.common.cli import dispatch
 
 # Modules exposing ``register(subparsers)``; a module missing here is simply skipped.
 COMMAND_MODULES = (
@@ -54,18 +54,6 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     return dispatch(args)
-
-
-def dispatch(args: argparse.Namespace) -> int:
-    """Runs a parsed command: domain errors become one line and exit 2, never a traceback."""
-    try:
-        return int(args.func(args) or 0)
-    except ServiceError as exc:
-        print(f"faceswap: error: {exc.message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("faceswap: interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Face-set extraction and batch detection: the detector's plain-Python core (no gRPC here).
 
 ``extract_face_set`` reads frames (``{prefix}/{index:08d}.png`` from the media service) or a folder
-of photos from object storage, runs the per-frame pipeline (services/detector/worker.py) in a pool of
+of photos from object storage, runs the per-frame pipeline (faceswap/face/frame_worker.py) in a pool of
 processes, and writes ``{output_prefix}/faces/{frame:08d}_{n}.png`` plus
 ``{output_prefix}/alignments.json``. ``detect_images`` runs the same pipeline on in-memory images.
 
@@ -9,7 +9,7 @@ Throughput choices (2-core CPU): one process per core, because dlib holds the GI
 single-threaded; detection on a downscaled copy (``detect_max_side``) with landmarks on the full
 frame, only where the faces seen so far are large enough at that scale; optional tracking that
 re-detects only every ``track_interval``-th frame. Video frames the detector misses between frames
-with a face are recovered by ``services/detector/recover.py``.
+with a face are recovered by ``faceswap/face/recover.py``.
 """
 
 from __future__ import annotations
@@ -31,15 +31,10 @@ import cv2
 import numpy as np
 
 from faceswap.errors import InvalidArgument
+from faceswap.face import events
 from faceswap.face.alignments import Alignments, FrameRecord
 from faceswap.face.detect import check_detector
-from faceswap.face.geometry import check_size
-from faceswap.face.identity import DEFAULT_THRESHOLD, reference_embedding
-from faceswap.face.images import decode_image
-from faceswap.storage import ObjectInfo, ObjectStore, join_key, validate_prefix
-from services.detector import metrics
-from services.detector.recover import Recoverer
-from services.detector.worker import (
+from faceswap.face.frame_worker import (
     FALLBACKS,
     FrameOptions,
     FrameResult,
@@ -49,6 +44,12 @@ from services.detector.worker import (
     process_chunk,
     smallest_face,
 )
+from faceswap.face.geometry import check_size
+from faceswap.face.identity import DEFAULT_THRESHOLD, reference_embedding
+from faceswap.face.images import decode_image
+from faceswap.face.recover import Recoverer
+from faceswap.media.store import select_range
+from faceswap.storage import ObjectInfo, ObjectStore, join_key, validate_prefix
 
 log = logging.getLogger("faceswap.detector")
 
@@ -190,7 +191,7 @@ def get_pool(jobs: int) -> ProcessPoolExecutor:
         pool = _pools.get(jobs)
         if pool is None:
             ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["services.detector.preload"])
+            ctx.set_forkserver_preload(["faceswap.face.preload"])
             pool = _pools[jobs] = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker)
         return pool
 
@@ -330,16 +331,6 @@ def list_dir_images(folder: Path) -> list[tuple[int, Path]]:
     return [(i, folder / n) for i, n in index_names(names)]
 
 
-def select_range(items: list, start: int = 0, end: int | None = None, step: int = 1) -> list:
-    """Items (index, ...) with start <= index < end, every step-th."""
-    if step < 1:
-        raise InvalidArgument(f"step must be >= 1, got {step}", field="range.step")
-    if start < 0 or (end is not None and end < 0):
-        raise InvalidArgument("range start/end must be >= 0", field="range")
-    chosen = [it for it in items if it[0] >= start and (end is None or it[0] < end)]
-    return chosen[::step]
-
-
 def store_tasks(store: ObjectStore, items: list[tuple[int, str]]) -> Iterator[FrameTask]:
     """Local backends hand workers a path (no copy through this process); others send bytes."""
     for index, key in items:
@@ -410,15 +401,7 @@ def load_reference_embeddings(options: DetectOptions, read: Callable[[str], byte
 
 
 def _record_metrics(result: FrameResult, detector: str) -> None:
-    record = result.record
-    metrics.FRAMES.labels(record.status).inc()
-    metrics.FACES.inc(len(record.faces))
-    if record.status in ("no_face", "filtered"):
-        metrics.FRAMES_WITHOUT_FACE.inc()
-    for face in record.rejected:
-        metrics.FACES_REJECTED.labels(face.reason.split(" ")[0].rstrip(":")).inc()
-    if result.detected:
-        metrics.DETECT_LATENCY.labels(detector).observe(result.detect_seconds)
+    events.frame(result, detector)
 
 
 def apply_dedupe(result: FrameResult, deduper: Deduper | None) -> None:
@@ -485,7 +468,7 @@ def run_extraction(
         if on_progress:
             on_progress(summary.frames_total, record)
     summary.seconds = time.perf_counter() - start
-    metrics.FRAMES_PER_SECOND.set(summary.frames_per_second)
+    events.run(summary.frames_per_second)
     summary.alignments_key = join_key(output_prefix, ALIGNMENTS_NAME)
     out_store.put_bytes(summary.alignments_key, alignments.dumps())
     # Crops left by an earlier run into the same folder would leak into training: drop them,

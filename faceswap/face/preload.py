@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 
+from faceswap.face import frame_worker  # noqa: F401  (imports dlib, cv2, numpy)
 from faceswap.face.models import get_model
-from services.detector import worker  # noqa: F401  (imports dlib, cv2, numpy)
 
 try:
     get_model("hog")

@@ -26,12 +26,19 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from faceswap.face import events
 from faceswap.face.alignments import FaceRecord
 from faceswap.face.detect import box_relation, fit_in_carried_box, to_gray
+from faceswap.face.frame_worker import (
+    FrameOptions,
+    FrameResult,
+    Source,
+    _round_points,
+    read_source,
+    sharpness,
+)
 from faceswap.face.geometry import LEFT_EYE, RIGHT_EYE, align_face
 from faceswap.face.identity import face_embedding, nearest_distance
-from services.detector import metrics
-from services.detector.worker import FrameOptions, FrameResult, Source, _round_points, read_source, sharpness
 
 # Same person as the neighbour's face: dlib's same-person distances are < 0.6; adjacent frames of
 # one face measure ~0.1-0.3 here, a fit on the background or on someone else far more.
@@ -222,4 +229,4 @@ class Recoverer:
         record.faces.append(face)
         result.crops.append(crop if opts.want_crops else np.empty(0, np.uint8))
         record.status, record.reason = "ok", ""
-        metrics.FACES_RECOVERED.labels(source).inc()
+        events.recovered(source)

@@ -112,6 +112,13 @@ def list_frame_keys(store: ObjectStore, prefix: str) -> list[tuple[int, str]]:
     return list(enumerate(sorted(keys, key=lambda k: PurePosixPath(k).name)))
 
 
+def select_range(frames: list, start: int = 0, end: int | None = None, step: int = 1) -> list:
+    """The items ``(index, ...)`` numbered start, start + step, ... below end: the media service's
+    range semantics, by frame number, so a gap in the numbering does not shift the selection."""
+    validate_range(start, end, step)
+    return [f for f in frames if f[0] >= start and (end is None or f[0] < end) and (f[0] - start) % step == 0]
+
+
 @contextlib.contextmanager
 def local_copy(store: ObjectStore, key: str, what: str) -> Iterator[Path]:
     """A filesystem path for an object: the file itself on a local store, else a temporary download."""

@@ -11,7 +11,7 @@ Presets (``PRESETS``) fix the architecture; ``build_model(preset, size)`` makes 
 - ``lite``: the same shape at a quarter of the width (about 7M parameters), trains on a 2-core CPU.
 - ``demo``: the lite encoder with wider, batch-normalised decoders that also predict a mask channel,
   trained with L1 + SSIM, extra weight on the face / eyes / mouth and a warm-up + cosine learning
-  rate: the recipe of issue 11, chosen by measurement (docs/trainer.md).
+  rate: the recipe chosen by measurement (docs/trainer.md).
 
 Inputs are BGR floats in [0, 1], NCHW, ``size`` x ``size``; outputs are in [0, 1] too.
 """

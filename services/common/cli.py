@@ -1,12 +1,15 @@
-"""`faceswap config`: prints every configuration variable, its current value and its default."""
+"""Shared CLI pieces: ``dispatch`` (a command's domain error is one line, never a traceback) and
+`faceswap config`, which prints every configuration variable, its current value and its default."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import os
+import sys
 
 from faceswap.config import ENV_DOCS
+from faceswap.errors import ServiceError
 
 # Modules that document more variables (name -> (default, meaning)) next to the code that reads them.
 # The shared core knows no service: the `faceswap` entry point (services/cli.py) passes the services'
@@ -34,3 +37,15 @@ def run(args: argparse.Namespace) -> int:
         value = os.environ.get(name, default)
         print(f"{name}={value!s:<24} # {doc} (default {default!r})")
     return 0
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Runs a parsed command: domain errors become one line and exit 2, never a traceback."""
+    try:
+        return int(args.func(args) or 0)
+    except ServiceError as exc:
+        print(f"faceswap: error: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("faceswap: interrupted", file=sys.stderr)
+        return 130

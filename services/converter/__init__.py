@@ -1,1 +1,1 @@
-"""Converter: swaps faces in frames with a trained model and blends them back (issue 6)."""
+"""Converter: swaps faces in frames with a trained model and blends them back."""

@@ -51,7 +51,7 @@ def _prepare(store: ObjectStore, frames: int, cache: Path) -> None:
     if cache.is_file():
         raw = cache.read_bytes()
     else:
-        from services.detector.extract import DetectOptions, detect_images
+        from faceswap.face.extract import DetectOptions, detect_images
 
         records = detect_images(images, DetectOptions(detect_max_side=640))
         for rec in records:

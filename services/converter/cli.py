@@ -95,11 +95,11 @@ class _Progress:
 
 def _bank(path_arg: str) -> FaceBank:
     """B's face bank from a video, a photos folder or a frames folder with alignments.json."""
+    from faceswap.face.extract import detect_images, list_dir_images
     from faceswap.face.images import decode_image
     from faceswap.media.store import read_frames
     from services.converter.faces_b import bank_from_alignments, build_bank
     from services.converter.video import detect_video, is_video_path
-    from services.detector.extract import detect_images, list_dir_images
 
     path = Path(path_arg)
     if not path.exists():

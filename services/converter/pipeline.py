@@ -31,11 +31,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import cv2
 import grpc
 import numpy as np
 import torch
 
+from faceswap.face.images import decode_image
 from faceswap.options.convert import ConvertOptions
 from services.converter.compose import FacePlan, crop_face, paste_face
 
@@ -110,10 +110,6 @@ def default_workers() -> int:
     except AttributeError:  # not Linux
         cores = os.cpu_count() or 2
     return max(2, min(8, cores))
-
-
-def decode_image(raw: bytes) -> np.ndarray | None:
-    return cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
 
 
 class Engine:

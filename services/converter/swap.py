@@ -22,15 +22,15 @@ from prometheus_client import Counter, Gauge
 
 from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound
 from faceswap.face.alignments import Alignments
-from faceswap.media.frames import validate_range
-from faceswap.media.store import list_frame_keys
+from faceswap.face.images import decode_image
+from faceswap.media.store import list_frame_keys, select_range
 from faceswap.options.convert import ConvertOptions
 from faceswap.storage import ObjectStore, join_key, validate_prefix
 from services.common.metrics import StageTimer
 from services.converter import appearance
 from services.converter.compose import FacePlan, refit_matrix
 from services.converter.faces_b import FaceBank, bank_from_alignments, require_faces_b
-from services.converter.pipeline import Engine, FrameError, FrameTask, RunStats, decode_image
+from services.converter.pipeline import Engine, FrameError, FrameTask, RunStats
 from services.converter.smooth import build_tracks, smooth_tracks, smoothed_matrix
 
 log = logging.getLogger("faceswap.converter")
@@ -178,14 +178,6 @@ def attach_sources(plan: dict[int, list[FacePlan]], bank: FaceBank, cuts: tuple[
         chosen = appearance.plan_sources(queries, bank.index, cuts=cut_steps + gaps)
         for (_, p), sources in zip(faces, chosen, strict=True):
             p.sources = sources
-
-
-def select_range(
-    frames: list[tuple[int, str]], start: int, end: int | None, step: int
-) -> list[tuple[int, str]]:
-    """Frames numbered start, start + step, ... below end (the media service's range semantics)."""
-    validate_range(start, end, step)
-    return [(i, k) for i, k in frames if i >= start and (end is None or i < end) and (i - start) % step == 0]
 
 
 def match_alignments(alignments: Alignments, frames: list[tuple[int, str]]) -> None:

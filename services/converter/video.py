@@ -44,9 +44,9 @@ def detect_video(
     video: Path, start: int, end: int | None, on_progress: Callable[[int], None] | None = None
 ) -> Alignments:
     """Runs the detector over the video's frames (streamed, in worker processes)."""
+    from faceswap.face.extract import DetectOptions, run_frames
+    from faceswap.face.frame_worker import FrameTask as DetectTask
     from faceswap.media.store import read_frames
-    from services.detector.extract import DetectOptions, run_frames
-    from services.detector.worker import FrameTask as DetectTask
 
     options = DetectOptions().validate()
     tasks = (DetectTask(i, f"{i:08d}.png", frame) for i, frame in read_frames(video, start, end))

@@ -23,9 +23,9 @@ import cv2
 import numpy as np
 
 from faceswap.face.detect import box_iou, to_gray
+from faceswap.face.extract import DetectOptions, extract_face_set, get_pool, resolve_jobs
 from faceswap.face.models import get_model
 from faceswap.storage import LocalStore
-from services.detector.extract import DetectOptions, extract_face_set, get_pool, resolve_jobs
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIP = ROOT / "samples" / "liveportrait_s18.mp4"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from faceswap.face.alignments import FrameRecord
 from faceswap.face.detect import DETECTORS
-from services.detector.extract import DetectOptions, extract_from_path
-from services.detector.worker import FALLBACKS
+from faceswap.face.extract import DetectOptions, extract_from_path
+from faceswap.face.frame_worker import FALLBACKS
 
 DEFAULT_DETECT_MAX_SIDE = 640
 

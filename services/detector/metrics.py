@@ -1,8 +1,13 @@
-"""Prometheus metrics of the detector (registered once on the default registry)."""
+"""Prometheus metrics of the detector (registered once on the default registry): a sink for the
+counts the library reports (``faceswap.face.events``), added when this module is imported."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
+
+from faceswap.face import events
 
 FRAMES = Counter("faceswap_detector_frames_total", "Frames processed by the detector", ["status"])
 FACES = Counter("faceswap_detector_faces_total", "Faces kept (detected, aligned, not filtered)")
@@ -22,3 +27,26 @@ FACES_RECOVERED = Counter(
     "Faces of video frames the detector missed, filled from the neighbouring frames",
     ["source"],
 )
+
+
+class PrometheusSink:
+    def frame(self, result: Any, detector: str) -> None:
+        record = result.record
+        FRAMES.labels(record.status).inc()
+        FACES.inc(len(record.faces))
+        if record.status in ("no_face", "filtered"):
+            FRAMES_WITHOUT_FACE.inc()
+        for face in record.rejected:
+            FACES_REJECTED.labels(face.reason.split(" ")[0].rstrip(":")).inc()
+        if result.detected:
+            DETECT_LATENCY.labels(detector).observe(result.detect_seconds)
+
+    def run(self, frames_per_second: float) -> None:
+        FRAMES_PER_SECOND.set(frames_per_second)
+
+    def recovered(self, source: str) -> None:
+        FACES_RECOVERED.labels(source).inc()
+
+
+SINK = PrometheusSink()
+events.add_sink(SINK)

@@ -1,4 +1,4 @@
-"""gRPC DetectorService: a thin layer over services/detector/extract.py.
+"""gRPC DetectorService: a thin layer over faceswap/face/extract.py.
 
 Run: ``python -m services.detector.server --port 50052``.
 """
@@ -13,11 +13,12 @@ import grpc
 from faceswap.config import load_settings
 from faceswap.errors import InvalidArgument
 from faceswap.face.alignments import FaceRecord, FrameRecord
+from faceswap.face.extract import DetectOptions, detect_stored_frames, extract_face_set
 from faceswap.storage import ObjectInfo, ObjectStore, open_store
 from services.common.operations import report_progress
 from services.common.pb.faceswap.v1 import common_pb2, detector_pb2, detector_pb2_grpc
 from services.common.server import ServiceSpec, serve
-from services.detector.extract import DetectOptions, detect_stored_frames, extract_face_set
+from services.detector import metrics  # noqa: F401  (adds the Prometheus sink for the library's counts)
 
 SERVICE_NAME = detector_pb2.DESCRIPTOR.services_by_name["DetectorService"].full_name
 

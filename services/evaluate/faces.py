@@ -1,40 +1,24 @@
 """dlib face analysis for the metrics: HOG detection, 68 landmarks and the 128-D identity embedding.
 
-The model files ship in the ``face_recognition_models`` package; we locate its ``models/`` folder
-without importing it (importing it pulls in pkg_resources and prints warnings).
+The model files are found by the library's lookup (``faceswap.face.models``: FACESWAP_DLIB_MODELS,
+else the ``face_recognition_models`` package).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import dlib
 import numpy as np
 
-from faceswap.errors import FailedPrecondition
+from faceswap.face.models import FACE_RECOGNITION, SHAPE_PREDICTOR_68, model_path
 
-LANDMARKS_FILE = "shape_predictor_68_face_landmarks.dat"
-EMBEDDING_FILE = "dlib_face_recognition_resnet_model_v1.dat"
+LANDMARKS_FILE = SHAPE_PREDICTOR_68
+EMBEDDING_FILE = FACE_RECOGNITION
 # dlib's own same-person threshold for its 128-D embedding (LFW accuracy 99.38% at 0.6).
 SAME_PERSON_DISTANCE = 0.6
-
-
-def models_dir() -> Path:
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise FailedPrecondition("dlib model package face_recognition_models is not installed")
-    return Path(next(iter(spec.submodule_search_locations))) / "models"
-
-
-def model_path(name: str) -> Path:
-    path = models_dir() / name
-    if not path.is_file():
-        raise FailedPrecondition(f"dlib model file {path} is missing")
-    return path
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 from faceswap.errors import InvalidArgument, NotFound
 from faceswap.media import store as core
 from faceswap.storage import LocalStore
+from services.common.cli import dispatch
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -137,8 +138,6 @@ def _fps(info: core.VideoInfo) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m services.media.cli ...`: the media commands alone, without loading other services."""
-    from services.cli import dispatch
-
     parser = argparse.ArgumentParser(prog="faceswap")
     register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
     return dispatch(parser.parse_args(argv))

@@ -3,7 +3,7 @@
 The orchestrator, when configured for Kubernetes (FACESWAP_RUNNER=kubernetes), runs a training stage
 as one Job on a GPU node and splits conversion of a long video into an Indexed Job: pod i reads
 JOB_COMPLETION_INDEX and converts frames [i * chunk, (i + 1) * chunk). Both run
-``python -m services.worker`` in the platform image.
+``python -m services.k8s_worker`` in the platform image.
 
 Placement (image, GPU count, nodeSelector, tolerations, affinity, runtimeClass, Kueue queue) comes
 from a JSON file the Helm chart renders into a ConfigMap (FACESWAP_K8S_JOB_CONFIG, see
@@ -272,7 +272,7 @@ def _pod_template(
         name="worker",
         image=placement.image or settings.image,
         image_pull_policy=settings.image_pull_policy,
-        command=["python", "-m", "services.worker"],
+        command=["python", "-m", "services.k8s_worker"],
         args=args,
         env=env or None,
         env_from=[_model(e, "V1EnvFromSource") for e in settings.env_from] or None,

@@ -39,7 +39,7 @@ def _plain(value: Any) -> Any:
 
 
 def train_options(spec: jobs_pb2.SwapJobSpec, bucket: str) -> dict[str, Any]:
-    """TrainOptions fields for the worker (`python -m services.worker train --options JSON`)."""
+    """TrainOptions fields for the worker (`python -m services.k8s_worker train --options JSON`)."""
     return _plain(dataclasses.asdict(TrainOptions.from_proto(spec.options.train, bucket)))
 
 

@@ -778,7 +778,7 @@ class JobRunner:
         if spec.options.skip_evaluate:
             return {"skipped": True, "reason": "options.skip_evaluate"}
         try:
-            from services.evaluate.core import evaluate_job
+            from services.evaluate.job import evaluate_job
         except ImportError:
             return {"skipped": True, "reason": "services.evaluate is not installed"}
         media = ctx.outputs["media_extract"]

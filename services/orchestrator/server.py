@@ -22,6 +22,7 @@ from faceswap.storage import CHUNK, ObjectStore, open_store, validate_key
 from services.common.auth import current_client
 from services.common.pb.faceswap.v1 import common_pb2, jobs_pb2, jobs_pb2_grpc
 from services.common.server import ServiceSpec, serve
+from services.orchestrator.claim_loop import Scheduler
 from services.orchestrator.cleanup import cleanup_due, run_cleanup
 from services.orchestrator.jobs import (
     PROTO_TO_STATE,
@@ -41,7 +42,6 @@ from services.orchestrator.jobs import (
 from services.orchestrator.runner import JobRunner
 from services.orchestrator.settings import OrchestratorSettings, load_orchestrator_settings
 from services.orchestrator.store import CANCELLED, JobRecord, JobStore, open_job_store
-from services.orchestrator.worker import Scheduler
 
 MAX_PAGE_SIZE = 500
 DOWNLOADABLE_PREFIXES = ("jobs/", "uploads/")

@@ -5,7 +5,7 @@ forward, loss, backward, Adam) on face-sized inputs; content does not change the
 are synthetic and the benchmark needs no data. On CUDA it also reports the share of each step spent
 building batches (the time the GPU would wait for data).
 
-Baselines (issue 11, this 2-core CPU): the seed's model at width/4 ("lite"), batch 16+16, about
+Baselines (the reference measured for the chosen recipe, this 2-core CPU): the seed's model at width/4 ("lite"), batch 16+16, about
 140 samples/s; the original-size model about 7 samples/s. ratio = measured / baseline.
 """
 
@@ -104,7 +104,7 @@ def run(quick: bool, workdir: Path) -> list[dict]:
                 "samples_per_second",
                 result["samples_per_second"],
                 f"samples/s ({threads} threads, batch 16+16)",
-                f"issue 11 reference, {preset} on 2 cores",
+                f"reference measurement, {preset} on 2 cores",
                 BASELINES[preset],
             )
         )

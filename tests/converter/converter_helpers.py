@@ -25,7 +25,7 @@ def read_clip(path: Path, count: int) -> list[np.ndarray]:
 
 def detect_alignments(frames: list[np.ndarray], size: int = 64, coverage: float = 0.75) -> Alignments:
     """Alignments of real frames from the detector (in this process, on a 640 px copy)."""
-    from services.detector.extract import DetectOptions, detect_images
+    from faceswap.face.extract import DetectOptions, detect_images
 
     options = DetectOptions(size=size, coverage=coverage, upsample=0, detect_max_side=640, jobs=1)
     records = detect_images(frames, options)

@@ -8,8 +8,8 @@ import pytest
 from chart_render import by_kind, manifests, profile, validate
 
 from faceswap.errors import InvalidArgument
+from services.k8s_worker import build_options, completion_index, frame_range, main
 from services.orchestrator import k8s_jobs
-from services.worker import build_options, completion_index, frame_range, main
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_training_job_runs_on_a_gpu_node(chart_settings: k8s_jobs.JobSettings) -
     assert pod["restartPolicy"] == "Never" and pod["automountServiceAccountToken"] is False
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    assert container["command"] == ["python", "-m", "services.worker"]
+    assert container["command"] == ["python", "-m", "services.k8s_worker"]
     assert container["args"][:7] == [
         "train",
         "--faces-a",
@@ -200,8 +200,8 @@ def test_orchestrator_job_manifests_parse_in_the_worker(chart_settings: k8s_jobs
     k8s_runner = pytest.importorskip("services.orchestrator.k8s_runner")
     from faceswap.options.convert import ConvertOptions
     from services.common.pb.faceswap.v1 import jobs_pb2
+    from services.k8s_worker import build_parser, parse_options
     from services.trainer.loop import TrainOptions
-    from services.worker import build_parser, parse_options
 
     spec = jobs_pb2.SwapJobSpec()
     spec.options.train.steps = 50

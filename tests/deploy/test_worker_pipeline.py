@@ -1,7 +1,7 @@
 """The worker a Kubernetes Job runs, end to end on real data: train, then convert one Indexed-Job chunk.
 
 Real ffmpeg, real dlib detection, a real (tiny) training run and conversion, through
-`python -m services.worker`'s main() exactly as a Job pod calls it, with storage from the environment.
+`python -m services.k8s_worker`'s main() exactly as a Job pod calls it, with storage from the environment.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ def test_worker_trains_then_converts_one_chunk(
     monkeypatch.setenv("FACESWAP_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("FACESWAP_THREADS", "1")
 
+    from faceswap.face.extract import DetectOptions, extract_face_set
     from faceswap.media.store import extract_frames, list_frame_keys
     from faceswap.storage import open_store
-    from services.detector.extract import DetectOptions, extract_face_set
-    from services.worker import main
+    from services.k8s_worker import main
 
     store = open_store()
     store.put_file("in/a.mp4", VIDEO_A)

@@ -8,7 +8,7 @@ import cv2
 import pytest
 
 from faceswap.face.alignments import FrameRecord
-from services.detector.extract import DetectOptions, detect_images
+from faceswap.face.extract import DetectOptions, detect_images
 
 ANGELINA = ["deepface_img1.jpg", "deepface_img2.jpg", "deepface_img4.jpg", "deepface_img5.jpg"]
 

@@ -10,7 +10,7 @@ import pytest
 
 from faceswap.errors import InvalidArgument
 from faceswap.face.detect import detect_faces, predict_landmarks
-from services.detector.extract import DetectOptions, detect_images
+from faceswap.face.extract import DetectOptions, detect_images
 
 
 def load(shared_data: Path, rel: str, max_side: int = 0) -> np.ndarray:
@@ -88,7 +88,7 @@ def test_downscaled_detection_keeps_full_resolution_landmarks(shared_data: Path)
 
 
 def test_unreadable_images_are_recorded_not_fatal(shared_data: Path) -> None:
-    from services.detector.worker import FrameTask, process_chunk
+    from faceswap.face.frame_worker import FrameTask, process_chunk
 
     hard = shared_data / "hard_cases"
     names = ["broken_zero_bytes.jpg", "broken_corrupted_compreface.png", "broken_empty_compreface.png"]

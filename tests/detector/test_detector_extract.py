@@ -11,8 +11,9 @@ import pytest
 
 from faceswap.errors import InvalidArgument
 from faceswap.face.alignments import Alignments
+from faceswap.face.extract import DetectOptions, extract_face_set
 from faceswap.storage import ObjectStore
-from services.detector.extract import DetectOptions, extract_face_set
+from services.detector import metrics as _metrics  # noqa: F401  (the Prometheus sink the counts go to)
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIP = ROOT / "samples" / "liveportrait_s18.mp4"
@@ -175,7 +176,7 @@ def test_identity_filter_with_tracking_on_video_frames(
 
 
 def test_tracking_ends_at_a_scene_cut(clip_frames: list[np.ndarray], shared_data: Path) -> None:
-    from services.detector.worker import FrameTask, process_chunk
+    from faceswap.face.frame_worker import FrameTask, process_chunk
 
     landscape = cv2.imread(str(shared_data / "hard_cases" / "no_face_landscape.jpg"))
     cut = cv2.resize(landscape, (1280, 720))

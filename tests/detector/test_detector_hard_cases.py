@@ -15,10 +15,10 @@ import pytest
 
 from faceswap.face.alignments import Alignments
 from faceswap.face.detect import box_iou, detect_faces, predict_landmarks, to_gray
+from faceswap.face.extract import DetectOptions, detect_images
+from faceswap.face.frame_worker import FrameOptions, detection_scale
 from faceswap.face.geometry import template_points, transform_points
 from faceswap.face.images import decode_image
-from services.detector.extract import DetectOptions, detect_images
-from services.detector.worker import FrameOptions, detection_scale
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIP = ROOT / "samples" / "liveportrait_s18.mp4"

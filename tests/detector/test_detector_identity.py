@@ -6,7 +6,7 @@ from pathlib import Path
 
 import cv2
 
-from services.detector.extract import DetectOptions, detect_images
+from faceswap.face.extract import DetectOptions, detect_images
 
 
 def test_identity_filter_picks_the_reference_person(shared_data: Path, tmp_path: Path) -> None:

@@ -14,7 +14,8 @@ import pytest
 
 from faceswap.errors import InvalidArgument, NotFound
 from services.cli import main as faceswap_main
-from services.evaluate.core import EvalResult, evaluate, evaluate_job
+from services.evaluate.core import EvalResult, evaluate
+from services.evaluate.job import evaluate_job
 from services.evaluate.report import SECTIONS, render_html, write_json, write_report
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from services.common.pb.faceswap.v1 import jobs_pb2
+from services.k8s_worker import build_options
 from services.orchestrator import k8s_jobs
 from services.orchestrator.k8s_runner import convert_manifest, train_manifest
-from services.worker import build_options
 
 JOB_ID = "0123456789abcdef0123456789abcdef"
 

@@ -34,7 +34,7 @@ def _frames(video: Path, out: Path, step: int) -> Path:
     not WARM.is_file(), reason="bundled warm start not built yet (see services/trainer/warmstart)"
 )
 def test_fine_tune_from_the_bundled_warm_start(tmp_path: Path) -> None:
-    from services.detector.extract import DetectOptions, extract_from_path
+    from faceswap.face.extract import DetectOptions, extract_from_path
 
     for name, clip in (("a", "liveportrait_s18.mp4"), ("b", "liveportrait_d10.mp4")):
         frames = _frames(ROOT / "samples" / clip, tmp_path / f"frames_{name}", step=4)

@@ -1,7 +1,7 @@
 """What a Kubernetes Job runs: one training run, or one chunk of a conversion.
 
-    python -m services.worker train --faces-a P --faces-b P --model P [--options JSON]
-    python -m services.worker convert --frames P --alignments K --model P --output P \
+    python -m services.k8s_worker train --faces-a P --faces-b P --model P [--options JSON]
+    python -m services.k8s_worker convert --frames P --alignments K --model P --output P \
         --total-frames N --chunk-size N [--index I] [--options JSON]
 
 Objects come from the configured store (FACESWAP_STORAGE / S3_ENDPOINT, as for the services).
@@ -166,7 +166,7 @@ def run_convert(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m services.worker", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m services.k8s_worker", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="stage", required=True)
     train = sub.add_parser("train", help="one training run (a batch/v1 Job on a GPU node)")
     train.add_argument("--faces-a", required=True, help="face set prefix of person A")
