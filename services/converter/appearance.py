@@ -184,6 +184,7 @@ def choose_sequence(
     index: FaceIndex,
     switch_cost: float = 2.0,
     cuts: Sequence[int] = (),
+    extra: np.ndarray | None = None,
 ) -> np.ndarray:
     """Viterbi over the whole sequence: one face of B per query (T x F normalised descriptors).
 
@@ -196,6 +197,8 @@ def choose_sequence(
     unary = ((queries[:, None, :] - index.descriptors[None, :, :]) ** 2).sum(-1)  # T x N
     if index.penalty is not None:
         unary = unary + index.penalty[None, :]
+    if extra is not None:  # T x N, e.g. a cost for leaving the face chosen for the whole face
+        unary = unary + extra
     # successor[j]: the face of B's next frame, when B's footage continues from j.
     order = np.argsort(index.frames, kind="stable")
     successor = np.full(n, -1, np.int64)
@@ -541,12 +544,24 @@ def plan_sources(
     switch_cost: float = 2.0,
     crossfade: int = 4,
     cuts: Sequence[int] = (),
+    part_cost: float = 1.0,
 ) -> list[Sources]:
-    """For each of A's faces (T x F normalised descriptors), the faces of B per region with weights."""
+    """For each of A's faces (T x F normalised descriptors), the faces of B per region with weights.
+
+    The whole face is chosen first; a part (mouth, eyes) pays ``part_cost`` for coming from another
+    face of B than the whole face's, so it leaves it only when that face lacks A's expression (two
+    faces mixed at a part's soft edge can show a ghost brow or lid)."""
     per_region = {}
+    face_path = None
     for region, weights in REGION_WEIGHTS.items():
         sub = FaceIndex(index.keys, index.frames, index.landmarks, index.descriptors * weights, index.penalty)
-        path = choose_sequence(queries * weights, sub, switch_cost=switch_cost, cuts=cuts)
+        extra = None
+        if face_path is not None and part_cost > 0:
+            extra = np.full((len(queries), len(index)), part_cost)
+            extra[np.arange(len(queries)), face_path] = 0.0
+        path = choose_sequence(queries * weights, sub, switch_cost=switch_cost, cuts=cuts, extra=extra)
+        if region == "face":
+            face_path = path
         per_region[region] = crossfade_weights(path, crossfade)
     return [{r: per_region[r][t] for r in REGIONS} for t in range(len(queries))]
 
@@ -580,6 +595,22 @@ def _part_mask(lm: np.ndarray, part: str, shape: tuple[int, int], grow: float) -
     r = max(1, round(grow * iod))
     m = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
     return cv2.GaussianBlur(m.astype(np.float32) / 255.0, (0, 0), max(1.0, 0.08 * iod))
+
+
+def _highlight_shoulder(lightness: np.ndarray, source: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """Rolls B's highlights off below the brightest skin of A's face (B's shine under B's light
+    would otherwise clip where A's face does not): a smooth shoulder above a knee 6 L* lower."""
+    if not skin.any():
+        return lightness
+    top = float(np.percentile(source[skin], 99.5)) + 1.0
+    knee = top - 6.0
+    over = lightness > knee
+    if not over.any():
+        return lightness
+    out = lightness.copy()
+    span = max(top - knee, 1e-3)
+    out[over] = knee + span * np.tanh((lightness[over] - knee) / span)
+    return out
 
 
 def place_source(
@@ -679,6 +710,7 @@ def compose(
     else:
         out = low_a + real_band
     skin_src = composite
+    out[..., 0] = _highlight_shoulder(out[..., 0], la[..., 0], skin_a > 0.5)
     face = _from_lab(out)
     # Hair and background are told from skin on B's own pixels, before A's light changes them.
     alpha = alpha * skin_weight(skin_src, t_roi, region)
