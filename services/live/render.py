@@ -204,7 +204,11 @@ def compose(
     sigma_l = light_sigma * iod
     la = ap._to_lab(frame_roi)
     lr = ap._to_lab(composite)
-    out = masked_lowpass(la, region, sigma_l) + lr - masked_lowpass(lr, region, sigma_l)
+    # Light on skin only and B's highlights rolled off below A's, as the batch path does.
+    skin_a = region * (1.0 - ap.feature_mask(a_roi, shape, 0.12).astype(np.float32) / 255.0)
+    skin_b = region * (1.0 - ap.feature_mask(t_roi, shape, 0.12).astype(np.float32) / 255.0)
+    out = masked_lowpass(la, skin_a, sigma_l) + lr - masked_lowpass(lr, skin_b, sigma_l)
+    out[..., 0] = ap._highlight_shoulder(out[..., 0], la[..., 0], skin_a > 0.5)
     face = ap._from_lab(out)
     # Hair and background told from skin on B's own pixels (as the batch path does).
     alpha = alpha * ap.skin_weight(composite, t_roi, region)
