@@ -20,10 +20,6 @@ LIBRARY_FORBIDDEN = ("services", "grpc", "grpc_health", "grpc_reflection", "grpc
 SHARED = ("common", "pb")
 # Edges still allowed, each with why; the test fails when one is no longer needed, so the list shrinks.
 ALLOWED = {
-    ("services.live", "services.converter"): (
-        "the live stream renders with the batch converter's appearance code (appearance, faces_b); "
-        "those move to a library composite/ package once their current rework lands"
-    ),
     ("services.orchestrator.runner", "services.evaluate"): (
         "the job's quality-report stage runs services.evaluate in process (evaluate has no service of "
         "its own yet); the import is optional (skipped when evaluate is not installed)"

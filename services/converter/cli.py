@@ -8,11 +8,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from faceswap.composite.face_bank import FaceBank
 from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound
 from faceswap.options import add_arguments, from_args
 from faceswap.options.convert import METHODS, ConvertOptions
 from faceswap.storage import LocalStore
-from services.converter.faces_b import FaceBank
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -95,10 +95,10 @@ class _Progress:
 
 def _bank(path_arg: str) -> FaceBank:
     """B's face bank from a video, a photos folder or a frames folder with alignments.json."""
+    from faceswap.composite.face_bank import bank_from_alignments, build_bank
     from faceswap.face.extract import detect_images, list_dir_images
     from faceswap.face.images import decode_image
     from faceswap.media.store import read_frames
-    from services.converter.faces_b import bank_from_alignments, build_bank
     from services.converter.video import detect_video, is_video_path
 
     path = Path(path_arg)

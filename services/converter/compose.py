@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from faceswap.composite import appearance
 from faceswap.options.convert import ConvertOptions
-from services.converter import appearance
 from services.converter.blend import alpha_blend, blend
 from services.converter.color import correct
 from services.converter.mask import build_mask
 from services.converter.reshape import lock_expression
 
 if TYPE_CHECKING:
-    from services.converter.faces_b import FaceBank
+    from faceswap.composite.face_bank import FaceBank
 
 
 @dataclass

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from prometheus_client import Counter, Gauge
 
+from faceswap.composite import appearance
+from faceswap.composite.face_bank import FaceBank, bank_from_alignments, require_faces_b
 from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound
 from faceswap.face.alignments import Alignments
 from faceswap.face.images import decode_image
@@ -27,9 +29,7 @@ from faceswap.media.store import list_frame_keys, select_range
 from faceswap.options.convert import ConvertOptions
 from faceswap.storage import ObjectStore, join_key, validate_prefix
 from services.common.metrics import StageTimer
-from services.converter import appearance
 from services.converter.compose import FacePlan, refit_matrix
-from services.converter.faces_b import FaceBank, bank_from_alignments, require_faces_b
 from services.converter.pipeline import Engine, FrameError, FrameTask, RunStats
 from services.converter.smooth import build_tracks, smooth_tracks, smoothed_matrix
 

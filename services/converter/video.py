@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from faceswap.composite.face_bank import FaceBank
 from faceswap.errors import FailedPrecondition, InvalidArgument
 from faceswap.face.alignments import Alignments
 from faceswap.options.convert import ConvertOptions
 from faceswap.storage import ObjectStore
-from services.converter.faces_b import FaceBank
 from services.converter.pipeline import FrameTask
 from services.converter.swap import ConvertSummary, StoreSink, attach_sources, build_plan, run_engine
 

@@ -23,10 +23,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from faceswap.composite import appearance as ap
 from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound
 from faceswap.face.detect import detect_faces, predict_landmarks, to_gray
 from faceswap.storage import ObjectStore
-from services.converter import appearance as ap
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 CROP_MARGIN = 0.5

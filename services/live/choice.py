@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from services.converter import appearance as ap
+from faceswap.composite import appearance as ap
 
 
 @dataclass

@@ -30,6 +30,7 @@ import cv2
 import grpc
 import numpy as np
 
+from faceswap.composite import appearance as ap
 from faceswap.errors import InvalidArgument, ResourceExhausted, ServiceError
 from faceswap.face.detect import (
     Tracked,
@@ -41,7 +42,6 @@ from faceswap.face.detect import (
     track_face,
 )
 from faceswap.limits import image_size, load_limits
-from services.converter import appearance as ap
 from services.live import metrics, render
 from services.live.bank import FaceBank
 from services.live.choice import CausalChooser, OneEuroStream, RunningCentre

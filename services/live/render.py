@@ -1,4 +1,4 @@
-"""The appearance method's compose (``services.converter.appearance.compose``, retrieval mode), made
+"""The appearance method's compose (``faceswap.composite.appearance.compose``, retrieval mode), made
 fast enough for a live stream on a CPU.
 
 Same layers, masks and relighting as the batch path; three things cost less:
@@ -26,8 +26,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from faceswap.composite import appearance as ap
 from faceswap.face.geometry import umeyama
-from services.converter import appearance as ap
 
 _DEFAULTS = {
     name: p.default

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from converter_helpers import ROOT, SWAP_FRAMES, detect_alignments, put_frames, read_clip
 
+from faceswap.composite import appearance as ap
+from faceswap.composite.face_bank import FaceBank, bank_from_alignments, build_bank
 from faceswap.errors import InvalidArgument
 from faceswap.face.geometry import MEAN_FACE_68
 from faceswap.options.convert import ConvertOptions
 from faceswap.storage import LocalStore
-from services.converter import appearance as ap
-from services.converter.faces_b import FaceBank, bank_from_alignments, build_bank
 from services.converter.swap import convert_frames
 
 CLIP_B = ROOT / "samples" / "liveportrait_d10.mp4"

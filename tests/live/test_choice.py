@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from services.converter import appearance as ap
+from faceswap.composite import appearance as ap
 from services.live.choice import CausalChooser, OneEuroStream
 
 

@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 
+from faceswap.composite import appearance as ap
 from faceswap.face.detect import detect_faces, predict_landmarks, to_gray
-from services.converter import appearance as ap
 from services.live import render
 from services.live.core import paste
 

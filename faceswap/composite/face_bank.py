@@ -20,10 +20,10 @@ from pathlib import PurePosixPath
 import cv2
 import numpy as np
 
+from faceswap.composite.appearance import FaceIndex, face_sharpness, roi_box
 from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound
 from faceswap.face.alignments import Alignments
 from faceswap.storage import ObjectStore, join_key
-from services.converter.appearance import FaceIndex, face_sharpness, roi_box
 
 log = logging.getLogger("faceswap.converter")
 
