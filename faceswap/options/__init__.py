@@ -13,7 +13,7 @@ import argparse
 import dataclasses
 from typing import Any
 
-from faceswap.errors import InvalidArgument
+from faceswap.errors import InvalidArgument, echo
 
 
 def option(
@@ -43,14 +43,16 @@ def validate(obj: Any, prefix: str = "options.") -> Any:
         if choices and value not in choices:
             shown = ", ".join(str(c) for c in choices if c != "")
             raise InvalidArgument(
-                f"unknown {f.name} {value!r}; choose one of {shown}"
+                f"unknown {f.name} {echo(value)}; choose one of {shown}"
                 + (" (or '' for the default)" if "" in choices else ""),
                 field=f"{prefix}{f.name}",
             )
         if low_high is not None:
             low, high = low_high
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-                raise InvalidArgument(f"{value!r} is out of range [{low}, {high}]", field=f"{prefix}{f.name}")
+                raise InvalidArgument(
+                    f"{echo(value)} is out of range [{low}, {high}]", field=f"{prefix}{f.name}"
+                )
     return obj
 
 
