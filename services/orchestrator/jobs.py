@@ -154,7 +154,9 @@ def _library_check(build: Callable[[], Any], prefix: str) -> None:
         build().validate()
     except InvalidArgument as exc:
         field = (exc.field or "").removeprefix("options.")
-        raise InvalidArgument(exc.message, field=f"{prefix}.{field}") from None
+        # The library's message already starts with its own field name: say it once, under the spec.
+        message = exc.message.removeprefix(f"{exc.field}: ") if exc.field else exc.message
+        raise InvalidArgument(message, field=f"{prefix}.{field}") from None
 
 
 def _check_ref(store: ObjectStore, ref: common_pb2.ObjectRef, field: str) -> None:
