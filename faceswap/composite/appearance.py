@@ -623,6 +623,22 @@ def _highlight_shoulder(lightness: np.ndarray, source: np.ndarray, skin: np.ndar
     return out
 
 
+def _channel_shoulder(face: np.ndarray, source: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """Each BGR channel rolled off below the source skin's own top (A's warm light on B's detail can
+    push the red channel into 255 where A's face stays below it)."""
+    if not skin.any():
+        return face
+    out = face.copy()
+    for c in range(3):
+        top = min(254.0, float(np.percentile(source[..., c][skin], 99.5)) + 2.0)
+        knee = top - 15.0
+        ch = out[..., c]
+        over = ch > knee
+        if over.any():
+            ch[over] = knee + (top - knee) * np.tanh((ch[over] - knee) / (top - knee))
+    return out
+
+
 def place_source(
     image: np.ndarray,
     b_lm: np.ndarray,
@@ -721,7 +737,7 @@ def compose(
         out = low_a + real_band
     skin_src = composite
     out[..., 0] = _highlight_shoulder(out[..., 0], la[..., 0], skin_a > 0.5)
-    face = _from_lab(out)
+    face = _channel_shoulder(_from_lab(out), frame_roi, skin_a > 0.5)
     # Hair and background are told from skin on B's own pixels, before A's light changes them.
     alpha = alpha * skin_weight(skin_src, t_roi, region)
     return Composed(face.astype(np.float32), alpha.astype(np.float32))

@@ -209,7 +209,7 @@ def compose(
     skin_b = region * (1.0 - ap.feature_mask(t_roi, shape, 0.12).astype(np.float32) / 255.0)
     out = masked_lowpass(la, skin_a, sigma_l) + lr - masked_lowpass(lr, skin_b, sigma_l)
     out[..., 0] = ap._highlight_shoulder(out[..., 0], la[..., 0], skin_a > 0.5)
-    face = ap._from_lab(out)
+    face = ap._channel_shoulder(ap._from_lab(out), frame_roi, skin_a > 0.5)
     # Hair and background told from skin on B's own pixels (as the batch path does).
     alpha = alpha * ap.skin_weight(composite, t_roi, region)
     return ap.Composed(face.astype(np.float32), alpha.astype(np.float32))
