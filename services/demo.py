@@ -7,7 +7,7 @@ subprocesses with the embedded storage (a folder) and job database (SQLite) unde
 the demo submits one job through the job API, shows per-stage progress and prints where the output
 video and the quality report are.
 
-Training fine-tunes the warm-start checkpoint in services/trainer/warmstart/ when it is there (a short
+Training fine-tunes the warm-start checkpoint in faceswap/model/warmstart/ when it is there (a short
 time budget), or trains from zero with ``--from-scratch`` (or when there is no checkpoint).
 
     python -m services.demo [--from-scratch] [--max-seconds S] [--steps N] [-o demo-output]
@@ -24,6 +24,7 @@ import time
 import uuid
 from pathlib import Path
 
+from faceswap.model.checkpoint import BUILTIN_DIR
 from faceswap.options.convert import METHODS, ConvertOptions
 
 # ---- tune the demo here ------------------------------------------------------------------------
@@ -52,7 +53,7 @@ EVALUATE_MAX_FRAMES = 0  # frames the quality report scores (0 = evaluator defau
 ROOT = Path(__file__).resolve().parents[1]
 VIDEO_A = ROOT / "samples" / "liveportrait_s18.mp4"
 VIDEO_B = ROOT / "samples" / "liveportrait_d10.mp4"
-WARMSTART_DIR = ROOT / "services" / "trainer" / "warmstart"
+WARMSTART_DIR = BUILTIN_DIR  # the warm starts bundled with the library (faceswap/model/warmstart)
 
 
 def find_warm_start() -> Path | None:

@@ -206,7 +206,7 @@ BUILTIN_SCHEME = "builtin:"
 
 
 def builtin_path(name: str) -> Path:
-    """A warm start bundled with the code: ``builtin:demo`` = services/trainer/warmstart/demo.pt."""
+    """A warm start bundled with the code: ``builtin:demo`` = faceswap/model/warmstart/demo.pt."""
     if not name or "/" in name or "\\" in name or name.startswith("."):
         raise InvalidArgument(f"bad builtin checkpoint name {name!r}", field="warm_start")
     return BUILTIN_DIR / f"{name}.pt"

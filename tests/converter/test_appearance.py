@@ -18,7 +18,7 @@ from faceswap.storage import LocalStore
 from services.converter.swap import convert_frames
 
 CLIP_B = ROOT / "samples" / "liveportrait_d10.mp4"
-WARM_START = ROOT / "services" / "trainer" / "warmstart" / "demo.pt"
+WARM_START = ROOT / "faceswap" / "model" / "warmstart" / "demo.pt"
 
 
 def _face(mouth_open: float = 0.0, eye_open: float = 1.0, x: float = 0.0) -> np.ndarray:

@@ -66,7 +66,7 @@ def test_cli_trains_resumes_exports_and_warm_starts(tmp_path: Path, raw_faces, c
 
 
 @pytest.mark.skipif(
-    not WARM.is_file(), reason="bundled warm start not built yet (see services/trainer/warmstart)"
+    not WARM.is_file(), reason="bundled warm start not built yet (see faceswap/model/warmstart)"
 )
 def test_bundled_warm_start_loads_and_matches_its_record() -> None:
     """demo.pt is the file its README describes: same sha256, step, preset and face-set fingerprints."""

@@ -31,7 +31,7 @@ def _frames(video: Path, out: Path, step: int) -> Path:
 
 
 @pytest.mark.skipif(
-    not WARM.is_file(), reason="bundled warm start not built yet (see services/trainer/warmstart)"
+    not WARM.is_file(), reason="bundled warm start not built yet (see faceswap/model/warmstart)"
 )
 def test_fine_tune_from_the_bundled_warm_start(tmp_path: Path) -> None:
     from faceswap.face.extract import DetectOptions, extract_from_path
