@@ -14,7 +14,7 @@ Replacement", 2011) and Video Textures (Schoedl et al., 2000):
 4. ``expression_targets`` + ``bend``: the hybrid's step. A's mouth and eyelid shape, rescaled into B's
    proportions, is where a thin-plate spline moves B's lips and lids, so A's expression is kept where
    B's footage lacks it.
-5. ``relight``: low spatial frequencies of each L*a*b* channel from A's face, high ones from B's
+5. ``compose`` (light): low spatial frequencies of each L*a*b* channel from A's face, high ones from B's
    (frequency separation): A's scene light, B's detail.
 6. ``face_mask``: the inner face with the brows, inside both faces' landmark hulls, so neither B's
    hair nor background nor A's jaw line come through.
@@ -328,9 +328,7 @@ def pose_targets(b_lm: np.ndarray, a_lm: np.ndarray, strength: float = 0.7) -> n
     return target
 
 
-def bend(
-    image: np.ndarray, src_pts: np.ndarray, dst_pts: np.ndarray, box: tuple[int, int, int, int]
-) -> np.ndarray:
+def bend(image: np.ndarray, src_pts: np.ndarray, dst_pts: np.ndarray) -> np.ndarray:
     """Thin-plate spline warp of ``image`` (the ROI) so src_pts land on dst_pts; fixed at the border."""
     h, w = image.shape[:2]
     moved = np.linalg.norm(dst_pts - src_pts, axis=1) > 0.3
@@ -452,18 +450,6 @@ def _masked_lowpass(lab: np.ndarray, weight: np.ndarray, sigma: float) -> np.nda
     else:
         stack = cv2.GaussianBlur(stack, (0, 0), sigma)
     return stack[..., :-1] / np.maximum(stack[..., -1:], 1e-4)
-
-
-def relight(face: np.ndarray, target: np.ndarray, region: np.ndarray, sigma: float) -> np.ndarray:
-    """B's face (BGR uint8/float) with the low frequencies of each L*a*b* channel taken from the
-    target (A's frame) inside ``region`` (float weight 0..1): A's light and skin tone, B's detail."""
-    f = cv2.cvtColor(np.clip(face, 0, 255).astype(np.float32) / 255.0, cv2.COLOR_BGR2LAB)
-    t = cv2.cvtColor(target.astype(np.float32) / 255.0, cv2.COLOR_BGR2LAB)
-    wgt = region.astype(np.float32)
-    out = f - _masked_lowpass(f, wgt, sigma) + _masked_lowpass(t, wgt, sigma)
-    out[..., 0] = np.clip(out[..., 0], 0.0, 100.0)
-    bgr = cv2.cvtColor(out, cv2.COLOR_LAB2BGR)
-    return np.clip(bgr * 255.0, 0, 255)
 
 
 def roi_box(lm: np.ndarray, width: int, height: int, margin: float = 0.35) -> tuple[int, int, int, int]:
@@ -657,7 +643,7 @@ def place_source(
     dsize = (x1 - x0, y1 - y0)
     warped = cv2.warpAffine(image, m, dsize, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
     placed = apply(m, b_lm)
-    return bend(warped.astype(np.float32), placed, target - (x0, y0), (0, 0, 0, 0))
+    return bend(warped.astype(np.float32), placed, target - (x0, y0))
 
 
 def compose(
@@ -729,15 +715,14 @@ def compose(
     if decoded is not None:
         # Hybrid: B's real face everywhere its expression agrees with A's; where it cannot (a
         # blink, a mouth shape B's footage lacks) the decoder's B, which has A's expression.
-        ld = _to_lab(bend(decoded.astype(np.float32), a_roi, t_roi, (0, 0, 0, 0)))
+        ld = _to_lab(bend(decoded.astype(np.float32), a_roi, t_roi))
         dec_band = ld - _masked_lowpass(ld, skin_b, sigma_l)
         g = gate[..., None]
         out = low_a + g * real_band + (1 - g) * dec_band
     else:
         out = low_a + real_band
-    skin_src = composite
     out[..., 0] = _highlight_shoulder(out[..., 0], la[..., 0], skin_a > 0.5)
     face = _channel_shoulder(_from_lab(out), frame_roi, skin_a > 0.5)
     # Hair and background are told from skin on B's own pixels, before A's light changes them.
-    alpha = alpha * skin_weight(skin_src, t_roi, region)
+    alpha = alpha * skin_weight(composite, t_roi, region)
     return Composed(face.astype(np.float32), alpha.astype(np.float32))
