@@ -55,11 +55,13 @@ def row(title: str) -> dict[str, Any]:
     return {"type": "row", "title": title, "collapsed": False, "panels": [], "gridPos": {"w": 24, "h": 1}}
 
 
-def quantiles(metric: str, by: str, selector: str = NS) -> list[tuple[str, str]]:
+def quantiles(metric: str, by: str = "", selector: str = NS) -> list[tuple[str, str]]:
+    """p50 and p95 of a histogram, per value of label ``by`` (none: over every series)."""
+    group = f"le, {by}" if by else "le"
     return [
         (
-            f"histogram_quantile({q}, sum by (le, {by}) (rate({metric}_bucket{{{selector}}}[{RATE}])))",
-            f"p{int(q * 100)} {{{{{by}}}}}",
+            f"histogram_quantile({q}, sum by ({group}) (rate({metric}_bucket{{{selector}}}[{RATE}])))",
+            f"p{int(q * 100)} {{{{{by}}}}}" if by else f"p{int(q * 100)}",
         )
         for q in (0.5, 0.95)
     ]
@@ -134,6 +136,70 @@ def build() -> dict[str, Any]:
             ],
             description="From the steps counter (rates of counters survive restarts and scrape gaps; the "
             "*_per_second gauges only show the last value a pod set).",
+        ),
+        row("Live"),
+        panel(
+            "Live streams open",
+            [(f"sum(faceswap_live_streams_active{{{NS}}})", "open")],
+            kind="stat",
+            width=4,
+            description="LiveService.Swap streams open now, all live pods (FACESWAP_LIVE_MAX_STREAMS per pod).",
+        ),
+        panel(
+            "Live frames/s in, out, dropped",
+            [
+                (f"sum(rate(faceswap_live_frames_in_total{{{NS}}}[{RATE}]))", "in"),
+                (f"sum(rate(faceswap_live_frames_out_total{{{NS}}}[{RATE}]))", "out"),
+                (f"sum(rate(faceswap_live_frames_dropped_total{{{NS}}}[{RATE}]))", "dropped"),
+            ],
+            unit="fps",
+            width=10,
+            description="Dropped: frames the bounded queue skipped under load (newest wins). in = out + "
+            "dropped + frame errors, but for frames queued when a stream was cut off.",
+        ),
+        panel(
+            "Live latency",
+            quantiles("faceswap_live_latency_seconds"),
+            unit="s",
+            width=10,
+            description="faceswap_live_latency_seconds: server side, frame received to reply written "
+            "(the client also sees the network and JPEG round trip).",
+        ),
+        panel(
+            "Live seconds per frame and stage",
+            [
+                (
+                    f"sum by (stage) (rate(faceswap_live_stage_seconds_sum{{{NS}}}[{RATE}]))"
+                    f" / sum by (stage) (rate(faceswap_live_stage_seconds_count{{{NS}}}[{RATE}]))",
+                    "{{stage}}",
+                )
+            ],
+            unit="s",
+            description="Mean of faceswap_live_stage_seconds per stage: queue, decode, track, detect, "
+            "landmarks, choose, compose, blend, encode.",
+        ),
+        panel(
+            "Live frame errors by code",
+            [
+                (
+                    f"sum by (code) (rate(faceswap_live_frame_errors_total{{{NS}}}[{RATE}]))",
+                    "{{code}}",
+                )
+            ],
+            unit="ops",
+            width=6,
+            description="Frames answered with an error (corrupt JPEG, another size, ...); the stream goes on.",
+        ),
+        panel(
+            "Live streams ended by reason",
+            [
+                (
+                    f"sum by (reason) (increase(faceswap_live_streams_total{{{NS}}}[1h]))",
+                    "{{reason}}",
+                )
+            ],
+            width=6,
+            description="Per hour: completed, cancelled (client went away), stalled (stopped reading), error.",
         ),
         row("RPC"),
         panel(

@@ -23,7 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from netutil import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ["orchestrator", "media", "detector", "trainer", "converter"]
+SERVICES = ["orchestrator", "media", "detector", "trainer", "converter", "live"]  # live: enabled here
 
 
 def _env(container: dict, secrets: dict[str, str], base: dict[str, str]) -> dict[str, str]:
@@ -62,6 +62,7 @@ def test_rendered_deployments_start_and_pass_their_probes(
 ) -> None:
     ports = {svc: free_port() for svc in SERVICES}
     values = {"services": {svc: {"port": port} for svc, port in ports.items()}}
+    values["services"]["live"]["enabled"] = True
     objects = manifests(values)
     deployments = by_kind(objects, "Deployment")
     secrets = {

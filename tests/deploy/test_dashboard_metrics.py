@@ -21,7 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "helm" / "faceswap" / "dashboards" / "faceswap.json"
-SERVICES = ["media", "detector", "trainer", "converter", "orchestrator"]
+SERVICES = ["media", "detector", "trainer", "converter", "orchestrator", "live"]
 # Exported by NVIDIA's dcgm-exporter, not by faceswap (documented on the panels).
 EXTERNAL_PREFIXES = ("DCGM_",)
 _SUFFIXES = {
@@ -126,6 +126,30 @@ def test_dashboard_covers_the_required_views() -> None:
     assert "faceswap_rpc_requests_total" in names and "faceswap_rpc_latency_seconds_bucket" in names
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
+
+
+def test_dashboard_has_a_live_row() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    panels = dashboard["panels"]
+    start = next(i for i, p in enumerate(panels) if p["type"] == "row" and p["title"] == "Live")
+    end = next((i for i in range(start + 1, len(panels)) if panels[i]["type"] == "row"), len(panels))
+    live = {p["title"]: [t["expr"] for t in p["targets"]] for p in panels[start + 1 : end]}
+    exprs = " ".join(e for group in live.values() for e in group)
+    for series in (
+        "faceswap_live_frames_in_total",
+        "faceswap_live_frames_out_total",
+        "faceswap_live_frames_dropped_total",
+        "faceswap_live_latency_seconds_bucket",
+        "faceswap_live_stage_seconds_sum",
+        "faceswap_live_stage_seconds_count",
+        "faceswap_live_frame_errors_total",
+    ):
+        assert series in exprs, series
+    latency = live["Live latency"]
+    assert [e.split(",")[0] for e in latency] == ["histogram_quantile(0.5", "histogram_quantile(0.95"]
+    assert all("sum by (le) (rate(faceswap_live_latency_seconds_bucket" in e for e in latency)
+    assert "sum by (stage)" in live["Live seconds per frame and stage"][0]
+    assert "sum by (code)" in live["Live frame errors by code"][0]
 
 
 def test_dashboard_file_is_generated() -> None:

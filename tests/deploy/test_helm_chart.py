@@ -17,6 +17,12 @@ from chart_render import CHART, NAMESPACE, by_kind, manifests, profile, render, 
 SERVICES = {"orchestrator": 50050, "media": 50051, "detector": 50052, "trainer": 50053, "converter": 50054}
 PROFILES = ["default", "gpu", "external-s3"]
 JOBS_REPLACE = {"trainer", "converter"}  # no Deployments of these with kubernetesJobs.enabled (gpu profile)
+LIVE_PORT = 50056  # services.live: off by default
+GPU_PLACEMENT = {
+    "nodeSelector": {"nvidia.com/gpu.present": "true"},
+    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+    "runtimeClassName": "nvidia",
+}
 
 
 def _services(profile_name: str) -> dict[str, int]:
@@ -336,6 +342,140 @@ def test_chart_packages_and_renders_from_the_archive(tmp_path: Path) -> None:
     )
 
 
+def _live(values: dict) -> tuple[list[dict], dict, dict, dict]:
+    """All objects with services.live set to ``values`` (enabled), the live pod spec, container, env."""
+    objects = manifests({"services": {"live": {"enabled": True, **values.pop("live", {})}}, **values})
+    for obj in objects:
+        try:
+            validate(obj)
+        except Exception as exc:
+            pytest.fail(f"{obj['kind']}/{obj['metadata']['name']} ({obj['_template']}): {exc}")
+    pod = by_kind(objects, "Deployment")["demo-faceswap-live"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    return objects, pod, container, {e["name"]: e for e in container["env"]}
+
+
+def test_live_service_is_off_by_default() -> None:
+    objects = manifests()
+    assert not [o for o in objects if o["metadata"]["name"].startswith("demo-faceswap-live")]
+    assert "LiveService" not in render()["faceswap/templates/NOTES.txt"]
+
+
+def test_live_service_deploys_like_the_other_services() -> None:
+    objects, pod, container, env = _live({})
+    name = "demo-faceswap-live"
+    assert container["command"] == ["python", "-m", "services.live.server", "--port", str(LIVE_PORT)]
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+        "grpc": LIVE_PORT,
+        "metrics": LIVE_PORT + 1000,
+    }
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["grpc"] == {"port": LIVE_PORT}
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["automountServiceAccountToken"] is False
+    # CPU by default: no GPU, the CPU image, torch kept off any GPU.
+    assert "nvidia.com/gpu" not in container["resources"]["limits"]
+    assert not container["image"].endswith("-cuda") and "nodeSelector" not in pod
+    assert env["CUDA_VISIBLE_DEVICES"]["value"] == ""
+    # Storage like every service: B's stored face sets (faces_b_prefix) come from the bucket.
+    assert env["FACESWAP_STORAGE"]["value"] == "s3" and "S3_ACCESS_KEY" in env
+    assert env["FACESWAP_METRICS_PORT"]["value"] == str(LIVE_PORT + 1000)
+    assert env["FACESWAP_LIVE_MAX_STREAMS"]["value"] == "4"
+    assert "FACESWAP_LIVE_FACES_DIRS" not in env  # no volume: faces_b_path is refused
+    assert "FACESWAP_TOKENS_FILE" not in env
+    # Scraped like the others (the ServiceMonitor selects faceswap.io/metrics Services).
+    services = by_kind(objects, "Service")
+    assert services[name]["metadata"]["labels"]["faceswap.io/metrics"] == "true"
+    assert {p["name"]: p["port"] for p in services[name]["spec"]["ports"]} == {
+        "grpc": LIVE_PORT,
+        "metrics": LIVE_PORT + 1000,
+    }
+    assert services[f"{name}-headless"]["spec"]["clusterIP"] == "None"
+    assert name in by_kind(objects, "PodDisruptionBudget")
+    # Nothing inside calls the live service, so no pod is handed its address.
+    for dep in by_kind(objects, "Deployment").values():
+        names = {e["name"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert "FACESWAP_LIVE_ADDR" not in names and "FACESWAP_MEDIA_ADDR" in names
+    test_pod = by_kind(objects, "Pod")["demo-faceswap-test-health"]
+    assert f"{name}.faceswap.svc.cluster.local:{LIVE_PORT}" in test_pod["spec"]["containers"][0]["command"]
+    notes = render({"services": {"live": {"enabled": True}}})["faceswap/templates/NOTES.txt"]
+    assert f"port-forward svc/{name} {LIVE_PORT}:{LIVE_PORT}" in notes
+    from services.cli import build_parser
+
+    build_parser().parse_args(
+        ["live", "--addr", f"127.0.0.1:{LIVE_PORT}", "--faces-b-prefix", "b/", "--input", "0", "--preview"]
+    )
+
+
+def test_live_service_gpu_is_optional() -> None:
+    _, pod, container, env = _live({"live": {"gpu": {"enabled": True, "count": 1}, **GPU_PLACEMENT}})
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert container["resources"]["limits"]["memory"] == "4Gi"  # the values' limits kept
+    assert container["image"].endswith("-cuda")
+    assert "CUDA_VISIBLE_DEVICES" not in env
+    for key, value in GPU_PLACEMENT.items():
+        assert pod[key] == value, key
+    assert any(v.get("emptyDir", {}).get("medium") == "Memory" for v in pod["volumes"])
+    dep = by_kind(
+        manifests({"services": {"live": {"enabled": True, "gpu": {"enabled": True}}}}), "Deployment"
+    )
+    assert dep["demo-faceswap-live"]["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0
+
+
+def test_live_service_behind_the_same_auth_and_tls() -> None:
+    values = {
+        "auth": {"tokensSecret": "faceswap-tokens"},
+        "tls": {"enabled": True, "secretName": "faceswap-tls"},
+        "networkPolicy": {"enabled": True, "liveFrom": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]},
+    }
+    objects, pod, container, env = _live(values)
+    # Public like the job API: the same tokens file (any known client), not the internal-only rule.
+    assert env["FACESWAP_TOKENS_FILE"]["value"] == "/etc/faceswap/auth/tokens"
+    assert {"name": "auth", "secret": {"secretName": "faceswap-tokens"}} in pod["volumes"]
+    assert {"name": "auth", "mountPath": "/etc/faceswap/auth", "readOnly": True} in container["volumeMounts"]
+    orch = by_kind(objects, "Deployment")["demo-faceswap-orchestrator"]["spec"]["template"]["spec"]
+    orch_env = {e["name"]: e for e in orch["containers"][0]["env"]}
+    assert orch_env["FACESWAP_TOKENS_FILE"] == env["FACESWAP_TOKENS_FILE"]
+    media = by_kind(objects, "Deployment")["demo-faceswap-media"]["spec"]["template"]["spec"]
+    assert "FACESWAP_TOKENS_FILE" not in {e["name"] for e in media["containers"][0]["env"]}
+    # TLS: the same certificates, probes on the plaintext health port.
+    for var in ("FACESWAP_TLS_CERT", "FACESWAP_TLS_KEY", "FACESWAP_TLS_CA"):
+        assert env[var] == orch_env[var], var
+    assert env["FACESWAP_HEALTH_PORT"]["value"] == str(LIVE_PORT + 2000)
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["grpc"] == {"port": LIVE_PORT + 2000}
+    assert {"name": "tls", "secret": {"secretName": "faceswap-tls"}} in pod["volumes"]
+    # Clients outside the release reach the live gRPC port, from the peers allowed.
+    policy = by_kind(objects, "NetworkPolicy")["demo-faceswap-live"]["spec"]
+    assert policy["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "live"
+    assert policy["ingress"] == [
+        {"ports": [{"port": LIVE_PORT, "protocol": "TCP"}], "from": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}
+    ]
+    metrics_ports = {
+        p["port"] for p in by_kind(objects, "NetworkPolicy")["demo-faceswap"]["spec"]["ingress"][1]["ports"]
+    }
+    assert LIVE_PORT + 1000 in metrics_ports
+
+
+def test_live_face_sets_from_a_mounted_volume() -> None:
+    volume = {"persistentVolumeClaim": {"claimName": "b-faces", "readOnly": True}}
+    values = {"live": {"faces": {"volume": volume, "mountPath": "/srv/faces"}, "maxStreams": 2}}
+    _, pod, container, env = _live(values)
+    assert env["FACESWAP_LIVE_FACES_DIRS"]["value"] == "/srv/faces"
+    assert env["FACESWAP_LIVE_MAX_STREAMS"]["value"] == "2"
+    assert {"name": "faces", "mountPath": "/srv/faces", "readOnly": True} in container["volumeMounts"]
+    assert {"name": "faces", **volume} in pod["volumes"]
+
+
+def test_helm_lint_passes_with_live() -> None:
+    import helm_python
+
+    values = {"services": {"live": {"enabled": True, "gpu": {"enabled": True}, **GPU_PLACEMENT}}}
+    report = helm_python.lint(str(CHART), values, strict=True, kube_version="v1.30.0")
+    problems = [m for m in report["messages"] if m["severity"] >= 2] + report["errors"]
+    assert not problems, problems
+
+
 BAD_VALUES = [
     ({"services": {"trainer": {"gpu": {"enabled": "yes"}}}}, "enabled"),
     ({"services": {"converter": {"replicas": -1}}}, "replicas"),
@@ -351,6 +491,10 @@ BAD_VALUES = [
     ({"services": {"trainer": {"resources": {"limits": {"memory": "lots"}}}}}, "memory"),
     ({"storage": {"bucket": "Bad_Bucket"}}, "bucket"),
     ({"logLevel": "LOUD"}, "logLevel"),
+    ({"services": {"live": {"maxStreams": 0}}}, "maxStreams"),
+    ({"services": {"live": {"faces": {"volume": {"name": "x", "emptyDir": {}}}}}}, "volume"),
+    ({"services": {"live": {"faces": {"mountPath": "faces"}}}}, "mountPath"),
+    ({"services": {"media": {"maxStreams": 2}}}, "maxStreams"),  # live's own keys only on live
 ]
 
 

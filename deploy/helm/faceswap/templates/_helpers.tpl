@@ -160,7 +160,8 @@ conversion run as Jobs and the trainer / converter Deployments would only hold G
 {{- end }}
 {{- $root := . }}
 {{- range $name, $svc := .Values.services }}
-{{- if include "faceswap.serviceEnabled" (dict "root" $root "name" $name) }}
+{{- /* No faceswap process calls the live service: its clients are outside. */}}
+{{- if and (ne $name "live") (include "faceswap.serviceEnabled" (dict "root" $root "name" $name)) }}
 - name: {{ include "faceswap.addrVar" $name }}
   {{- if $root.Values.grpc.clientLoadBalancing }}
   value: "dns:///{{ include "faceswap.fullname" $root }}-{{ $name }}-headless.{{ $root.Release.Namespace }}.svc.{{ $root.Values.clusterDomain }}:{{ $svc.port }}"
