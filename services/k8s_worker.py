@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound, ServiceError
+from faceswap.options import validate
 from services.common.logging import setup_logging
 
 log = logging.getLogger("faceswap.worker")
@@ -77,7 +78,8 @@ def parse_options(raw: str | None) -> dict[str, Any]:
 
 
 def build_options(cls: type, data: dict[str, Any]) -> Any:
-    """An options dataclass from a dict; unknown keys are an error naming the key."""
+    """An options dataclass (faceswap/options/) from a dict, validated with its definition: an
+    unknown key or a value out of its range is an error naming the field."""
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
@@ -85,9 +87,10 @@ def build_options(cls: type, data: dict[str, Any]) -> Any:
             f"unknown option(s) {', '.join(unknown)} for {cls.__name__}", field=f"options.{unknown[0]}"
         )
     try:
-        return cls(**data)
+        options = cls(**data)
     except (TypeError, ValueError) as exc:
         raise InvalidArgument(f"bad options for {cls.__name__}: {exc}", field="options") from exc
+    return validate(options)
 
 
 def _plain(value: Any) -> Any:
@@ -126,8 +129,9 @@ def _start_metrics() -> None:
 
 
 def run_train(args: argparse.Namespace) -> dict[str, Any]:
+    from faceswap.options.train import TrainOptions
     from faceswap.storage import open_store
-    from services.trainer.loop import TrainOptions, train
+    from services.trainer.loop import train
 
     options = build_options(TrainOptions, parse_options(args.options))
     stop = _stop_on_sigterm()
@@ -146,8 +150,9 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
 def run_convert(args: argparse.Namespace) -> dict[str, Any]:
     index = completion_index(args.index)
     start, end = frame_range(index, args.chunk_size, args.total_frames)
+    from faceswap.options.convert import ConvertOptions
     from faceswap.storage import open_store
-    from services.converter.swap import ConvertOptions, convert_frames
+    from services.converter.swap import convert_frames
 
     options = build_options(ConvertOptions, parse_options(args.options))
     summary = convert_frames(

@@ -174,6 +174,7 @@ def test_one_definition_of_each_shared_concept() -> None:
         ("select_range", "faceswap.media.store"),
         ("ConvertOptions", "faceswap.options.convert"),
         ("TrainOptions", "faceswap.options.train"),
+        ("DetectOptions", "faceswap.options.detect"),
         ("decode_image", "faceswap.face.images"),
     ):
         assert defs[concept] == [home], f"{concept} is defined in {defs[concept]}, expected only {home}"

@@ -11,14 +11,21 @@ import pytest
 from faceswap.errors import InvalidArgument
 from faceswap.options import add_arguments, flag_name, from_args, validate
 from faceswap.options.convert import ConvertOptions
+from faceswap.options.detect import DetectOptions
 from faceswap.options.train import DEFAULT_STEPS, PRESET_NAMES, TrainOptions
-from services.common.pb.faceswap.v1 import converter_pb2, jobs_pb2, trainer_pb2
-from services.orchestrator.jobs import known_presets
+from services.common.pb.faceswap.v1 import converter_pb2, detector_pb2, jobs_pb2, trainer_pb2
+from services.orchestrator.jobs import check_options, known_presets
 
 CASES = (
     (ConvertOptions, converter_pb2.ConvertOptions, "convert"),
     (TrainOptions, trainer_pb2.TrainOptions, "train"),
+    (DetectOptions, detector_pb2.DetectOptions, "detect"),
 )
+# Values outside a range that the proto mapping still reads as a default, so they are not refused:
+# a training 0 is the default step count; the detector's -1 is its old spelling of 0.
+PROTO_DEFAULTS = {("train", "steps", 0), ("train", "save_every", 0)} | {
+    ("detect", name, -1) for name in ("upsample", "recover_frames")
+}
 
 
 def _values(f: dataclasses.Field) -> list[object]:
@@ -92,8 +99,8 @@ def test_every_field_out_of_range_is_refused_everywhere_naming_it(
                         from_args(cls, args)
                     assert cli_err.value.field == f"options.{f.name}"
             msg = msg_cls(**{f.name: value})
-            if stage == "train" and f.name in ("steps", "save_every") and value == 0:
-                continue  # 0 = the default over the proto
+            if (stage, f.name, value) in PROTO_DEFAULTS:
+                continue
             with pytest.raises(InvalidArgument) as proto_err:
                 cls.from_proto(msg).validate()
             assert proto_err.value.field == f"options.{f.name}"
@@ -105,14 +112,8 @@ def test_every_field_out_of_range_is_refused_everywhere_naming_it(
 
 
 def _submit_check(spec: jobs_pb2.SwapJobSpec) -> None:
-    """The option part of the job API's submit check (the inputs are checked elsewhere)."""
-    from services.orchestrator.jobs import _library_check
-
-    _library_check(lambda: TrainOptions.from_proto(spec.options.train), "spec.options.train")
-    _library_check(
-        lambda: ConvertOptions.from_proto(spec.options.convert if spec.options.HasField("convert") else None),
-        "spec.options.convert",
-    )
+    """The option part of the job API's submit check (validate_spec calls it after the inputs)."""
+    check_options(spec.options)
 
 
 def test_zero_can_be_asked_for_over_grpc() -> None:
@@ -160,3 +161,52 @@ def test_convert_cli_flags_come_from_the_definition() -> None:
     with pytest.raises(InvalidArgument) as err:
         from_args(ConvertOptions, argparse.Namespace(**{**vars(args), "mask_erode": 65}))
     assert err.value.field == "options.mask_erode"
+
+
+def test_detect_zero_can_be_asked_for_over_grpc() -> None:
+    """upsample / recover_frames are optional in the proto: 0 is 0 (no upsampling, no recovery)."""
+    for name, default in (("upsample", 1), ("recover_frames", 5)):
+        assert getattr(DetectOptions.from_proto(detector_pb2.DetectOptions()), name) == default
+        sent = DetectOptions(**{name: 0}).to_proto(detector_pb2.DetectOptions)
+        assert sent.HasField(name)
+        back = DetectOptions.from_proto(detector_pb2.DetectOptions.FromString(sent.SerializeToString()))
+        assert getattr(back, name) == 0
+
+
+def test_detect_options_set_by_the_job_are_refused_at_submit() -> None:
+    spec = jobs_pb2.SwapJobSpec()
+    spec.options.detect.faces_prefix = "elsewhere/"
+    with pytest.raises(InvalidArgument) as err:
+        check_options(spec.options)
+    assert err.value.field == "spec.options.detect.reference_photos"
+    spec = jobs_pb2.SwapJobSpec()
+    spec.options.detect.detect_max_side = 32  # neither 0 nor >= 64: not a range edge
+    with pytest.raises(InvalidArgument) as err:
+        check_options(spec.options)
+    assert err.value.field == "spec.options.detect.detect_max_side"
+
+
+def test_extract_cli_flags_come_from_the_definition() -> None:
+    from services.cli import build_parser
+
+    args = build_parser().parse_args(["extract", "-i", "x", "-o", "y", "--upsample", "0", "--dedupe", "3"])
+    opts = from_args(DetectOptions, args)
+    assert (opts.upsample, opts.dedupe_distance, opts.detect_max_side) == (0, 3, 640)
+    with pytest.raises(InvalidArgument) as err:
+        from_args(DetectOptions, argparse.Namespace(**{**vars(args), "upsample": 5}))
+    assert err.value.field == "options.upsample"
+
+
+@pytest.mark.parametrize(("cls", "stage"), [(c[0], c[2]) for c in CASES if c[2] in ("train", "convert")])
+def test_kubernetes_worker_refuses_every_out_of_range_value_naming_it(cls: type, stage: str) -> None:
+    """The Kubernetes worker (train, convert) builds its options with the same definition."""
+    from services.k8s_worker import build_options
+
+    walked = 0
+    for f in dataclasses.fields(cls):
+        for value in _outside(f):
+            with pytest.raises(InvalidArgument) as err:
+                build_options(cls, {f.name: value})
+            assert err.value.field == f"options.{f.name}", (stage, f.name, value)
+            walked += 1
+    assert walked >= 10

@@ -18,8 +18,7 @@ import numpy as np
 
 from faceswap.errors import InvalidArgument
 from faceswap.face.models import get_model, model_lock
-
-DETECTORS = ("hog", "cnn")
+from faceswap.options.detect import DETECTORS
 
 
 @dataclass

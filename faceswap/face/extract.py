@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 import cv2
@@ -33,9 +33,7 @@ import numpy as np
 from faceswap.errors import InvalidArgument
 from faceswap.face import events
 from faceswap.face.alignments import Alignments, FrameRecord
-from faceswap.face.detect import check_detector
 from faceswap.face.frame_worker import (
-    FALLBACKS,
     FrameOptions,
     FrameResult,
     FrameTask,
@@ -44,11 +42,11 @@ from faceswap.face.frame_worker import (
     process_chunk,
     smallest_face,
 )
-from faceswap.face.geometry import check_size
-from faceswap.face.identity import DEFAULT_THRESHOLD, reference_embedding
+from faceswap.face.identity import reference_embedding
 from faceswap.face.images import decode_image
 from faceswap.face.recover import Recoverer
 from faceswap.media.store import select_range
+from faceswap.options.detect import DetectOptions
 from faceswap.storage import ObjectInfo, ObjectStore, join_key, validate_prefix
 
 log = logging.getLogger("faceswap.detector")
@@ -61,85 +59,26 @@ ALIGNMENTS_NAME = "alignments.json"
 FACES_DIR = "faces"
 
 
-@dataclass
-class DetectOptions:
-    """Mirrors faceswap.v1.DetectOptions (a zero proto field means "use the default")."""
-
-    detector: str = "hog"
-    upsample: int = 1
-    size: int = 64
-    coverage: float = 0.75
-    # Object keys (extract_face_set, gRPC) or local file paths (detect_images, CLI) of reference photos.
-    reference_photos: list[str] = field(default_factory=list)
-    identity_threshold: float = DEFAULT_THRESHOLD
-    # Video fast path: detect on a copy this long when the faces to find are large enough there
-    # (0 = always the full frame). Photos are detected at full resolution whatever this says.
-    detect_max_side: int = 0
-    save_faces: bool = True
-    faces_prefix: str = ""
-    min_sharpness: float = 0.0  # Laplacian variance; 0 keeps blurry faces
-    dedupe_distance: int = 0  # perceptual-hash Hamming distance; 0 keeps near-duplicates
-    track_interval: int = 0  # 0/1 = detect every frame
-    jobs: int = 0  # worker processes; 0 = one per available core
-    min_face: int = 0  # smallest face (box width, frame px) to find; 0 = auto (faces seen so far)
-    recover_frames: int = 5  # longest run of missed video frames filled from neighbours; 0 = off
-    fallback: str = "auto"  # rotated / CNN retries: auto (photos), on (every frame), off
-    # Precomputed 128-D reference embeddings (filled from reference_photos when empty).
-    reference_embeddings: list[np.ndarray] = field(default_factory=list, repr=False)
-
-    def validate(self) -> DetectOptions:
-        check_detector(self.detector)
-        check_size(self.size, self.coverage)
-        if not 0 <= self.upsample <= 4:
-            raise InvalidArgument(f"upsample must be 0..4, got {self.upsample}", field="upsample")
-        if self.identity_threshold <= 0:
-            raise InvalidArgument(
-                f"identity_threshold must be > 0, got {self.identity_threshold}", field="identity_threshold"
-            )
-        for name in (
-            "detect_max_side",
-            "dedupe_distance",
-            "track_interval",
-            "jobs",
-            "min_face",
-            "recover_frames",
-        ):
-            if getattr(self, name) < 0:
-                raise InvalidArgument(f"{name} must be >= 0, got {getattr(self, name)}", field=name)
-        if 0 < self.detect_max_side < 64:
-            raise InvalidArgument(
-                f"detect_max_side must be 0 or >= 64, got {self.detect_max_side}", field="detect_max_side"
-            )
-        if self.fallback not in FALLBACKS:
-            raise InvalidArgument(
-                f"fallback must be one of {', '.join(FALLBACKS)}, got {self.fallback!r}", field="fallback"
-            )
-        if self.min_sharpness < 0:
-            raise InvalidArgument(
-                f"min_sharpness must be >= 0, got {self.min_sharpness}", field="min_sharpness"
-            )
-        return self
-
-    def frame_options(
-        self, max_side: int | None = None, want_crops: bool = True, sequence: bool = True
-    ) -> FrameOptions:
-        """Worker options; ``sequence``: frames of one video (False: unrelated photos)."""
-        return FrameOptions(
-            detector=self.detector,
-            upsample=self.upsample,
-            size=self.size,
-            coverage=self.coverage,
-            detect_max_side=self.detect_max_side if max_side is None else max_side,
-            track_interval=self.track_interval,
-            identity_threshold=self.identity_threshold,
-            references=list(self.reference_embeddings),
-            min_sharpness=self.min_sharpness,
-            want_crops=want_crops,
-            min_face=self.min_face,
-            fallback=self.fallback,
-            sequence=sequence,
-            recover_frames=self.recover_frames if sequence else 0,
-        )
+def frame_options(
+    options: DetectOptions, max_side: int | None = None, want_crops: bool = True, sequence: bool = True
+) -> FrameOptions:
+    """The per-frame worker's options from a stage's DetectOptions; ``sequence``: frames of one video (False: unrelated photos)."""
+    return FrameOptions(
+        detector=options.detector,
+        upsample=options.upsample,
+        size=options.size,
+        coverage=options.coverage,
+        detect_max_side=options.detect_max_side if max_side is None else max_side,
+        track_interval=options.track_interval,
+        identity_threshold=options.identity_threshold,
+        references=list(options.reference_embeddings),
+        min_sharpness=options.min_sharpness,
+        want_crops=want_crops,
+        min_face=options.min_face,
+        fallback=options.fallback,
+        sequence=sequence,
+        recover_frames=options.recover_frames if sequence else 0,
+    )
 
 
 @dataclass
@@ -447,7 +386,7 @@ def run_extraction(
     deduper = Deduper(options.dedupe_distance) if options.dedupe_distance > 0 else None
     start = time.perf_counter()
     written: set[str] = set()
-    for result in run_frames(tasks, options.frame_options(sequence=sequence), options.jobs):
+    for result in run_frames(tasks, frame_options(options, sequence=sequence), options.jobs):
         apply_dedupe(result, deduper)
         record = result.record
         for n, (face, crop) in enumerate(zip(record.faces, result.crops, strict=True)):
@@ -585,7 +524,7 @@ def detect_images(
     load_reference_embeddings(options, lambda p: Path(p).read_bytes())
     tasks = [FrameTask(i, "", img) for i, img in enumerate(images)]
     jobs = 1 if len(images) <= 2 else options.jobs
-    results = run_frames(tasks, options.frame_options(want_crops=False, sequence=sequence), jobs)
+    results = run_frames(tasks, frame_options(options, want_crops=False, sequence=sequence), jobs)
     return [r.record for r in results]
 
 
@@ -610,7 +549,7 @@ def detect_stored_frames(
     faces_prefix = validate_prefix(options.faces_prefix) if options.faces_prefix else ""
     load_reference_embeddings(options, lambda key: store.get_bytes(key, verify=False))
     save = options.save_faces and bool(faces_prefix)
-    opts = options.frame_options(want_crops=save, sequence=not looks_like_photos([k for _, k in frames]))
+    opts = frame_options(options, want_crops=save, sequence=not looks_like_photos([k for _, k in frames]))
     for result in run_frames(store_tasks(store, list(frames)), opts, options.jobs):
         record = result.record
         if save:

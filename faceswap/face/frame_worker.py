@@ -44,7 +44,6 @@ RETRY_ROTATIONS = (90, 270, 180)
 # turned retries' false positives scored 0.03-0.59, the 90-degree face 2.18.
 RETRY_MIN_SCORE = 1.0
 CNN_RETRY_MAX_SIDE = 640  # the CNN retry works on a copy of at most this long side (CPU cost)
-FALLBACKS = ("auto", "on", "off")
 
 
 @dataclass

@@ -16,9 +16,7 @@ import cv2
 import numpy as np
 
 from faceswap.errors import InvalidArgument
-
-MIN_SIZE = 64
-MAX_SIZE = 512
+from faceswap.options.detect import MAX_SIZE, MIN_SIZE
 
 # Landmarks used for the similarity fit: eyebrows, nose, eyes, mouth (dlib indices 17..67).
 ALIGN_POINTS = slice(17, 68)

@@ -15,7 +15,6 @@ from faceswap.errors import InvalidArgument
 from faceswap.face.detect import detect_faces, predict_landmarks, to_gray
 from faceswap.face.models import get_model, model_lock
 
-DEFAULT_THRESHOLD = 0.6
 REFERENCE_MAX_SIDE = 1024  # reference photos can be huge; faces in them are large
 
 

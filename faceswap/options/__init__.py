@@ -3,8 +3,9 @@
 Every entry point uses the same definition: the CLI flags (``add_arguments``), the proto mapping
 (``from_proto`` / ``to_proto``, with explicit presence for scalars declared ``optional`` so a zero can
 be asked for), the job API's submit-time check and the Kubernetes worker (``validate``, which names
-the field). Field metadata: ``range=(low, high)`` (inclusive) or ``choices=(...)``, ``help``, and
-``flag=False`` for fields that have no CLI flag of their own.
+the field). Field metadata: ``range=(low, high)`` (inclusive) or ``choices=(...)``, ``help``,
+``aliases`` (more flag names, e.g. a short one kept from before) and ``flag=False`` for fields that
+have no CLI flag of their own.
 """
 
 from __future__ import annotations
@@ -23,9 +24,17 @@ def option(
     choices: tuple[str, ...] = (),
     help: str = "",
     flag: bool = True,
+    aliases: tuple[str, ...] = (),
 ) -> Any:  # noqa: A002
     return dataclasses.field(
-        default=default, metadata={"range": range, "choices": tuple(choices), "help": help, "flag": flag}
+        default=default,
+        metadata={
+            "range": range,
+            "choices": tuple(choices),
+            "help": help,
+            "flag": flag,
+            "aliases": tuple(aliases),
+        },
     )
 
 
@@ -79,11 +88,17 @@ def flag_name(name: str) -> str:
 
 
 def add_arguments(
-    parser: argparse.ArgumentParser, cls: type, *, skip: tuple[str, ...] = (), defaults: bool = True
+    parser: argparse.ArgumentParser,
+    cls: type,
+    *,
+    skip: tuple[str, ...] = (),
+    defaults: bool = True,
+    base: Any = None,
 ) -> None:
     """One flag per field (``--mask-erode``), typed, with its choices and its range in the help.
-    defaults=False leaves every flag None unless given (for commands that pass on only what was set)."""
-    base = cls()
+    defaults=False leaves every flag None unless given (for commands that pass on only what was set);
+    ``base``: an instance whose values are the flags' defaults (a CLI whose default differs)."""
+    base = cls() if base is None else base
     for f in dataclasses.fields(cls):
         if f.name in skip or not f.metadata.get("flag", True):
             continue
@@ -100,7 +115,8 @@ def add_arguments(
             kwargs["type"] = type(default)
         if f.metadata.get("choices"):
             kwargs["choices"] = list(f.metadata["choices"])
-        parser.add_argument(flag_name(f.name), dest=f.name, **kwargs)
+        names = (flag_name(f.name), *f.metadata.get("aliases", ()))
+        parser.add_argument(*names, dest=f.name, **kwargs)
 
 
 def from_args(cls: type, args: argparse.Namespace, **overrides: Any) -> Any:

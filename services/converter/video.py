@@ -44,14 +44,14 @@ def detect_video(
     video: Path, start: int, end: int | None, on_progress: Callable[[int], None] | None = None
 ) -> Alignments:
     """Runs the detector over the video's frames (streamed, in worker processes)."""
-    from faceswap.face.extract import DetectOptions, run_frames
+    from faceswap.face.extract import DetectOptions, frame_options, run_frames
     from faceswap.face.frame_worker import FrameTask as DetectTask
     from faceswap.media.store import read_frames
 
     options = DetectOptions().validate()
     tasks = (DetectTask(i, f"{i:08d}.png", frame) for i, frame in read_frames(video, start, end))
     records = []
-    for result in run_frames(tasks, options.frame_options(want_crops=False), options.jobs):
+    for result in run_frames(tasks, frame_options(options, want_crops=False), options.jobs):
         records.append(result.record)
         if on_progress:
             on_progress(len(records))

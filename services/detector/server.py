@@ -13,7 +13,8 @@ import grpc
 from faceswap.config import load_settings
 from faceswap.errors import InvalidArgument
 from faceswap.face.alignments import FaceRecord, FrameRecord
-from faceswap.face.extract import DetectOptions, detect_stored_frames, extract_face_set
+from faceswap.face.extract import detect_stored_frames, extract_face_set
+from faceswap.options.detect import DetectOptions
 from faceswap.storage import ObjectInfo, ObjectStore, open_store
 from services.common.operations import report_progress
 from services.common.pb.faceswap.v1 import common_pb2, detector_pb2, detector_pb2_grpc
@@ -28,30 +29,6 @@ _STATUS_CODES = {
     "filtered": grpc.StatusCode.NOT_FOUND,
     "unreadable": grpc.StatusCode.INVALID_ARGUMENT,
 }
-
-
-def options_from_proto(msg: detector_pb2.DetectOptions) -> DetectOptions:
-    """Proto -> dataclass; zero values mean the documented defaults (temporal recovery of missed
-    video frames and the rotated / CNN retries for photos are on by default)."""
-    defaults = DetectOptions()
-    return DetectOptions(
-        detector=msg.detector or defaults.detector,
-        upsample=0 if msg.upsample < 0 else (msg.upsample or defaults.upsample),
-        size=msg.size or defaults.size,
-        coverage=msg.coverage or defaults.coverage,
-        reference_photos=[ref.key for ref in msg.reference_photos],
-        identity_threshold=msg.identity_threshold or defaults.identity_threshold,
-        detect_max_side=msg.detect_max_side,
-        save_faces=msg.save_faces,
-        faces_prefix=msg.faces_prefix,
-        min_sharpness=msg.min_sharpness,
-        dedupe_distance=msg.dedupe_distance,
-        track_interval=msg.track_interval,
-        jobs=msg.jobs,
-        min_face=msg.min_face,
-        recover_frames=0 if msg.recover_frames < 0 else (msg.recover_frames or defaults.recover_frames),
-        fallback=msg.fallback or defaults.fallback,
-    )
 
 
 def _ref(store: ObjectStore, info: ObjectInfo) -> common_pb2.ObjectRef:
@@ -108,7 +85,7 @@ class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
     def DetectFaces(
         self, request: detector_pb2.DetectFacesRequest, context: grpc.ServicerContext
     ) -> detector_pb2.DetectFacesResponse:
-        options = options_from_proto(request.options)
+        options = DetectOptions.from_proto(request.options)
         written: dict[str, ObjectInfo] = {}
         records = list(detect_stored_frames(self.store, _frames(request.frames), options, written))
         return detector_pb2.DetectFacesResponse(
@@ -121,8 +98,7 @@ class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
         options: DetectOptions | None = None
         for request in request_iterator:
             if options is None:
-                options = options_from_proto(request.options)
-                options.validate()
+                options = DetectOptions.from_proto(request.options)
             if not request.frames:
                 continue
             # One message at a time: a client that waits for replies before sending more never stalls.
@@ -137,7 +113,7 @@ class DetectorServicer(detector_pb2_grpc.DetectorServiceServicer):
     ) -> detector_pb2.ExtractFaceSetResponse:
         if not request.output_prefix:
             raise InvalidArgument("output_prefix is required", field="output_prefix")
-        options = options_from_proto(request.options)
+        options = DetectOptions.from_proto(request.options)
         options.save_faces = True  # a face set is its faces
         rng = request.range
         summary = extract_face_set(

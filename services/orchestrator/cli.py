@@ -18,6 +18,8 @@ from google.protobuf import json_format
 
 from faceswap.config import load_settings
 from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound
+from faceswap.options.convert import METHODS
+from faceswap.options.detect import DETECTORS
 from faceswap.options.train import DEFAULT_STEPS, PRESET_NAMES
 from services.common.errors import from_rpc_error
 from services.common.pb.faceswap.v1 import jobs_pb2
@@ -60,10 +62,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-seconds", type=float, default=0.0, help="training time budget (0 = none)")
     p.add_argument("--warm-start", type=Path, help="checkpoint file to fine-tune from")
     p.add_argument("--model-prefix", default="", help="reuse this trained model (skip training)")
-    p.add_argument("--detector", default="", choices=["", "hog", "cnn"])
+    p.add_argument("--detector", default="", choices=["", *DETECTORS], help="face detector (default hog)")
     p.add_argument("--size", type=int, default=0, help="aligned face size (64 default)")
     p.add_argument(
-        "--method", default="", choices=["", "retrieval", "hybrid", "autoencoder"],
+        "--method", default="", choices=["", *METHODS],
         help="how B's face is rendered (default retrieval: B's real faces, no training; hybrid and "
         "autoencoder train a model first)",
     )  # fmt: skip

@@ -23,6 +23,7 @@ from typing import Any
 from faceswap.errors import InvalidArgument, NotFound, PermissionDenied, echo
 from faceswap.limits import check_count, check_image, check_train_steps, load_limits
 from faceswap.options.convert import ConvertOptions
+from faceswap.options.detect import DetectOptions
 from faceswap.options.train import PRESET_NAMES, TrainOptions
 from faceswap.storage import ObjectStore, join_key, validate_key, validate_prefix
 from services.common.auth import ANONYMOUS, current_client
@@ -62,9 +63,6 @@ PROTO_TO_STATE = {v: k for k, v in STATE_TO_PROTO.items()}
 
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 VIDEO_EXTS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts"})
-
-# Option vocabularies from the proto contracts (empty = the service's default).
-DETECTORS = ("", "hog", "cnn")
 
 
 def check_transition(old: str, new: str) -> None:
@@ -136,12 +134,6 @@ def known_presets() -> tuple[str, ...]:
     return PRESET_NAMES
 
 
-def _choice(value: str, allowed: tuple[str, ...], field: str) -> None:
-    if value not in allowed:
-        names = ", ".join(repr(a) for a in allowed if a)
-        raise InvalidArgument(f"unknown value {echo(value)} (use one of {names})", field=field)
-
-
 def _range(value: float, lo: float, hi: float, field: str) -> None:
     if not lo <= value <= hi:
         raise InvalidArgument(f"{value} is out of range [{lo}, {hi}]", field=field)
@@ -157,6 +149,24 @@ def _library_check(build: Callable[[], Any], prefix: str) -> None:
         # The library's message already starts with its own field name: say it once, under the spec.
         message = exc.message.removeprefix(f"{exc.field}: ") if exc.field else exc.message
         raise InvalidArgument(message, field=f"{prefix}.{field}") from None
+
+
+def check_options(opts: jobs_pb2.SwapOptions) -> None:
+    """Each stage's options checked with the stage's own definition (faceswap/options/: ranges,
+    choices, the service's proto mapping), so a bad value is refused here, before any stage runs,
+    with the message the stage would give and the field under the spec. (This install's limits,
+    FACESWAP_MAX_TRAIN_STEPS, are validate_spec's.)"""
+    d = opts.detect
+    if d.reference_photos or d.faces_prefix:
+        raise InvalidArgument(
+            "is set by the job (use spec.reference_photos)", field="spec.options.detect.reference_photos"
+        )
+    _library_check(lambda: DetectOptions.from_proto(d), "spec.options.detect")
+    _library_check(lambda: TrainOptions.from_proto(opts.train), "spec.options.train")
+    _library_check(
+        lambda: ConvertOptions.from_proto(opts.convert if opts.HasField("convert") else None),
+        "spec.options.convert",
+    )
 
 
 def _check_ref(store: ObjectStore, ref: common_pb2.ObjectRef, field: str) -> None:
@@ -275,34 +285,14 @@ def validate_spec(spec: jobs_pb2.SwapJobSpec, store: ObjectStore) -> None:
             raise InvalidArgument(f"{ref.key!r} is not an image", field=f"spec.reference_photos[{i}].key")
         _check_image(store, ref.key, f"spec.reference_photos[{i}]")
 
-    d = opts.detect
-    _choice(d.detector, DETECTORS, "spec.options.detect.detector")
-    if d.size and not 64 <= d.size <= 512:
-        raise InvalidArgument(f"{d.size} is out of range [64, 512]", field="spec.options.detect.size")
-    _range(d.coverage, 0.0, 1.0, "spec.options.detect.coverage")
-    _range(d.upsample, 0, 4, "spec.options.detect.upsample")
-    _range(d.identity_threshold, 0.0, 2.0, "spec.options.detect.identity_threshold")
-    if d.reference_photos or d.faces_prefix:
-        raise InvalidArgument(
-            "is set by the job (use spec.reference_photos)", field="spec.options.detect.reference_photos"
-        )
-
-    # The trainer's own definition of its options (ranges, choices), as the trainer maps them.
+    check_options(opts)
+    check_train_steps(TrainOptions.from_proto(opts.train).steps, "spec.options.train.steps", limits)
     t = opts.train
-    _library_check(lambda: TrainOptions.from_proto(t), "spec.options.train")
-    check_train_steps(TrainOptions.from_proto(t).steps, "spec.options.train.steps", limits)
     if t.HasField("warm_start") and t.warm_start.key:
         try:
             validate_key(t.warm_start.key)
         except InvalidArgument as exc:
             raise InvalidArgument(exc.message, field="spec.options.train.warm_start.key") from None
-
-    # The converter's own definition of its options (ranges, choices): a bad value is refused
-    # here, before any stage runs, with the same message the converter would give.
-    _library_check(
-        lambda: ConvertOptions.from_proto(opts.convert if opts.HasField("convert") else None),
-        "spec.options.convert",
-    )
 
     if opts.output_codec and not re.fullmatch(r"[A-Za-z0-9_]{1,32}", opts.output_codec):
         raise InvalidArgument(

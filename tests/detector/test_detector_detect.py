@@ -10,7 +10,7 @@ import pytest
 
 from faceswap.errors import InvalidArgument
 from faceswap.face.detect import detect_faces, predict_landmarks
-from faceswap.face.extract import DetectOptions, detect_images
+from faceswap.face.extract import DetectOptions, detect_images, frame_options
 
 
 def load(shared_data: Path, rel: str, max_side: int = 0) -> np.ndarray:
@@ -95,7 +95,7 @@ def test_unreadable_images_are_recorded_not_fatal(shared_data: Path) -> None:
     tasks = [FrameTask(i, n, str(hard / n)) for i, n in enumerate(names)]
     tasks.append(FrameTask(3, "missing.jpg", str(hard / "does_not_exist.jpg")))
     tasks.append(FrameTask(4, "two_people.jpg", str(hard / "two_people.jpg")))
-    results = process_chunk(tasks, DetectOptions(detect_max_side=640).frame_options())
+    results = process_chunk(tasks, frame_options(DetectOptions(detect_max_side=640)))
     assert [r.record.status for r in results] == ["unreadable"] * 4 + ["ok"]
     assert all("cannot decode" in r.record.reason for r in results[:4])
     assert len(results[4].record.faces) == 2

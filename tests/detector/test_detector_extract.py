@@ -11,7 +11,7 @@ import pytest
 
 from faceswap.errors import InvalidArgument
 from faceswap.face.alignments import Alignments
-from faceswap.face.extract import DetectOptions, extract_face_set
+from faceswap.face.extract import DetectOptions, extract_face_set, frame_options
 from faceswap.storage import ObjectStore
 from services.detector import metrics as _metrics  # noqa: F401  (the Prometheus sink the counts go to)
 
@@ -181,7 +181,7 @@ def test_tracking_ends_at_a_scene_cut(clip_frames: list[np.ndarray], shared_data
     landscape = cv2.imread(str(shared_data / "hard_cases" / "no_face_landscape.jpg"))
     cut = cv2.resize(landscape, (1280, 720))
     frames = [clip_frames[0], clip_frames[1], cut, clip_frames[2], clip_frames[3]]
-    options = DetectOptions(detect_max_side=640, track_interval=10).frame_options()
+    options = frame_options(DetectOptions(detect_max_side=640, track_interval=10))
     results = process_chunk([FrameTask(i, "", f) for i, f in enumerate(frames)], options)
     assert [r.record.status for r in results] == ["ok", "ok", "no_face", "ok", "ok"]
     # Only the first frame and the frames after the cut needed the full detector.

@@ -252,13 +252,17 @@ def test_alignments_fields_round_trip_and_old_files_load() -> None:
 
 
 def test_service_defaults_recover_and_retry() -> None:
+    from faceswap.options.detect import DetectOptions
     from services.common.pb.faceswap.v1 import detector_pb2
-    from services.detector.server import options_from_proto
 
-    defaults = options_from_proto(detector_pb2.DetectOptions())
+    defaults = DetectOptions.from_proto(detector_pb2.DetectOptions())
     assert (defaults.recover_frames, defaults.fallback, defaults.min_face) == (5, "auto", 0)
-    off = options_from_proto(detector_pb2.DetectOptions(recover_frames=-1, fallback="off", min_face=30))
+    off = DetectOptions.from_proto(detector_pb2.DetectOptions(recover_frames=-1, fallback="off", min_face=30))
     assert (off.recover_frames, off.fallback, off.min_face) == (0, "off", 30)
+    # recover_frames and upsample have explicit presence: 0 is 0, as -1 was before
+    zero = DetectOptions.from_proto(detector_pb2.DetectOptions(recover_frames=0, upsample=0))
+    assert (zero.recover_frames, zero.upsample) == (0, 0)
+    assert DetectOptions.from_proto(detector_pb2.DetectOptions()).upsample == 1
 
 
 @pytest.mark.slow

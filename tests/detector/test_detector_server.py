@@ -124,8 +124,12 @@ def test_cli_extract_photos_folder(shared_data: Path, tmp_path: Path, capsys) ->
     data = json.loads((out / "alignments.json").read_text())
     assert [f["status"] for f in data["frames"]] == ["ok", "unreadable"]
     assert cv2.imread(str(out / "faces" / "00000000_0.png")).shape == (96, 96, 3)
-    assert cli_main(["extract", "-i", str(photos), "-o", str(out), "--detector", "nope"]) == 2
-    assert "unknown detector" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # argparse: the flag's choices come from DetectOptions
+        cli_main(["extract", "-i", str(photos), "-o", str(out), "--detector", "nope"])
+    assert exit_.value.code == 2
+    assert "invalid choice: 'nope'" in capsys.readouterr().err
+    assert cli_main(["extract", "-i", str(photos), "-o", str(out), "--upsample", "9"]) == 2
+    assert "options.upsample" in capsys.readouterr().err
     assert cli_main(["extract", "-i", str(tmp_path / "missing"), "-o", str(out)]) == 2
 
 

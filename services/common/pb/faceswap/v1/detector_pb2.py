@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from services.common.pb.faceswap.v1 import common_pb2 as faceswap_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x66\x61\x63\x65swap/v1/detector.proto\x12\x0b\x66\x61\x63\x65swap.v1\x1a\x18\x66\x61\x63\x65swap/v1/common.proto\"\xf6\x02\n\rDetectOptions\x12\x10\n\x08\x64\x65tector\x18\x01 \x01(\t\x12\x10\n\x08upsample\x18\x02 \x01(\x05\x12\x0c\n\x04size\x18\x03 \x01(\x05\x12\x10\n\x08\x63overage\x18\x04 \x01(\x01\x12\x30\n\x10reference_photos\x18\x05 \x03(\x0b\x32\x16.faceswap.v1.ObjectRef\x12\x1a\n\x12identity_threshold\x18\x06 \x01(\x01\x12\x17\n\x0f\x64\x65tect_max_side\x18\x07 \x01(\x05\x12\x12\n\nsave_faces\x18\x08 \x01(\x08\x12\x14\n\x0c\x66\x61\x63\x65s_prefix\x18\t \x01(\t\x12\x15\n\rmin_sharpness\x18\n \x01(\x01\x12\x17\n\x0f\x64\x65\x64upe_distance\x18\x0b \x01(\x05\x12\x16\n\x0etrack_interval\x18\x0c \x01(\x05\x12\x0c\n\x04jobs\x18\r \x01(\x05\x12\x10\n\x08min_face\x18\x0e \x01(\x05\x12\x16\n\x0erecover_frames\x18\x0f \x01(\x05\x12\x10\n\x08\x66\x61llback\x18\x10 \x01(\t\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x01\x12\t\n\x01y\x18\x02 \x01(\x01\"?\n\x03\x42ox\x12\x0c\n\x04left\x18\x01 \x01(\x05\x12\x0b\n\x03top\x18\x02 \x01(\x05\x12\r\n\x05right\x18\x03 \x01(\x05\x12\x0e\n\x06\x62ottom\x18\x04 \x01(\x05\"\xf3\x01\n\x04\x46\x61\x63\x65\x12\x1d\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x10.faceswap.v1.Box\x12\r\n\x05score\x18\x02 \x01(\x01\x12%\n\tlandmarks\x18\x03 \x03(\x0b\x32\x12.faceswap.v1.Point\x12\x0e\n\x06matrix\x18\x04 \x03(\x01\x12\x19\n\x11identity_distance\x18\x05 \x01(\x01\x12\'\n\x07\x61ligned\x18\x06 \x01(\x0b\x32\x16.faceswap.v1.ObjectRef\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x0e\n\x06source\x18\x08 \x01(\t\x12\x10\n\x08rotation\x18\t \x01(\x05\x12\x10\n\x08\x64\x65tector\x18\n \x01(\t\"\xcd\x01\n\nFrameFaces\x12\x13\n\x0b\x66rame_index\x18\x01 \x01(\x03\x12\x0b\n\x03key\x18\x02 \x01(\t\x12 \n\x05\x66\x61\x63\x65s\x18\x03 \x03(\x0b\x32\x11.faceswap.v1.Face\x12\'\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x18.faceswap.v1.ErrorStatus\x12\r\n\x05width\x18\x05 \x01(\x05\x12\x0e\n\x06height\x18\x06 \x01(\x05\x12\x0e\n\x06status\x18\x07 \x01(\t\x12#\n\x08rejected\x18\x08 \x03(\x0b\x32\x11.faceswap.v1.Face\",\n\x08\x46rameKey\x12\x13\n\x0b\x66rame_index\x18\x01 \x01(\x03\x12\x0b\n\x03key\x18\x02 \x01(\t\"h\n\x12\x44\x65tectFacesRequest\x12%\n\x06\x66rames\x18\x01 \x03(\x0b\x32\x15.faceswap.v1.FrameKey\x12+\n\x07options\x18\x02 \x01(\x0b\x32\x1a.faceswap.v1.DetectOptions\">\n\x13\x44\x65tectFacesResponse\x12\'\n\x06\x66rames\x18\x01 \x03(\x0b\x32\x17.faceswap.v1.FrameFaces\"n\n\x18StreamDetectFacesRequest\x12%\n\x06\x66rames\x18\x01 \x03(\x0b\x32\x15.faceswap.v1.FrameKey\x12+\n\x07options\x18\x02 \x01(\x0b\x32\x1a.faceswap.v1.DetectOptions\"C\n\x19StreamDetectFacesResponse\x12&\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x17.faceswap.v1.FrameFaces\"\x9a\x01\n\x15\x45xtractFaceSetRequest\x12\x15\n\rsource_prefix\x18\x01 \x01(\t\x12\x15\n\routput_prefix\x18\x02 \x01(\t\x12+\n\x07options\x18\x03 \x01(\x0b\x32\x1a.faceswap.v1.DetectOptions\x12&\n\x05range\x18\x04 \x01(\x0b\x32\x17.faceswap.v1.FrameRange\"\xb3\x02\n\x16\x45xtractFaceSetResponse\x12\x14\n\x0c\x66rames_total\x18\x01 \x01(\x03\x12\x13\n\x0b\x66\x61\x63\x65s_total\x18\x02 \x01(\x03\x12\x1b\n\x13\x66rames_without_face\x18\x03 \x01(\x03\x12\x19\n\x11\x66rames_unreadable\x18\x04 \x01(\x03\x12*\n\nalignments\x18\x05 \x01(\x0b\x32\x16.faceswap.v1.ObjectRef\x12\x17\n\x0f\x66rames_filtered\x18\x06 \x01(\x03\x12\x16\n\x0e\x66\x61\x63\x65s_rejected\x18\x07 \x01(\x03\x12\x0f\n\x07seconds\x18\x08 \x01(\x01\x12\x15\n\rfaces_tracked\x18\t \x01(\x03\x12\x1a\n\x12\x66\x61\x63\x65s_interpolated\x18\n \x01(\x03\x12\x15\n\rfaces_rotated\x18\x0b \x01(\x03\x32\xa6\x02\n\x0f\x44\x65tectorService\x12P\n\x0b\x44\x65tectFaces\x12\x1f.faceswap.v1.DetectFacesRequest\x1a .faceswap.v1.DetectFacesResponse\x12\x66\n\x11StreamDetectFaces\x12%.faceswap.v1.StreamDetectFacesRequest\x1a&.faceswap.v1.StreamDetectFacesResponse(\x01\x30\x01\x12Y\n\x0e\x45xtractFaceSet\x12\".faceswap.v1.ExtractFaceSetRequest\x1a#.faceswap.v1.ExtractFaceSetResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x66\x61\x63\x65swap/v1/detector.proto\x12\x0b\x66\x61\x63\x65swap.v1\x1a\x18\x66\x61\x63\x65swap/v1/common.proto\"\xa0\x03\n\rDetectOptions\x12\x10\n\x08\x64\x65tector\x18\x01 \x01(\t\x12\x15\n\x08upsample\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x0c\n\x04size\x18\x03 \x01(\x05\x12\x10\n\x08\x63overage\x18\x04 \x01(\x01\x12\x30\n\x10reference_photos\x18\x05 \x03(\x0b\x32\x16.faceswap.v1.ObjectRef\x12\x1a\n\x12identity_threshold\x18\x06 \x01(\x01\x12\x17\n\x0f\x64\x65tect_max_side\x18\x07 \x01(\x05\x12\x12\n\nsave_faces\x18\x08 \x01(\x08\x12\x14\n\x0c\x66\x61\x63\x65s_prefix\x18\t \x01(\t\x12\x15\n\rmin_sharpness\x18\n \x01(\x01\x12\x17\n\x0f\x64\x65\x64upe_distance\x18\x0b \x01(\x05\x12\x16\n\x0etrack_interval\x18\x0c \x01(\x05\x12\x0c\n\x04jobs\x18\r \x01(\x05\x12\x10\n\x08min_face\x18\x0e \x01(\x05\x12\x1b\n\x0erecover_frames\x18\x0f \x01(\x05H\x01\x88\x01\x01\x12\x10\n\x08\x66\x61llback\x18\x10 \x01(\tB\x0b\n\t_upsampleB\x11\n\x0f_recover_frames\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x01\x12\t\n\x01y\x18\x02 \x01(\x01\"?\n\x03\x42ox\x12\x0c\n\x04left\x18\x01 \x01(\x05\x12\x0b\n\x03top\x18\x02 \x01(\x05\x12\r\n\x05right\x18\x03 \x01(\x05\x12\x0e\n\x06\x62ottom\x18\x04 \x01(\x05\"\xf3\x01\n\x04\x46\x61\x63\x65\x12\x1d\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x10.faceswap.v1.Box\x12\r\n\x05score\x18\x02 \x01(\x01\x12%\n\tlandmarks\x18\x03 \x03(\x0b\x32\x12.faceswap.v1.Point\x12\x0e\n\x06matrix\x18\x04 \x03(\x01\x12\x19\n\x11identity_distance\x18\x05 \x01(\x01\x12\'\n\x07\x61ligned\x18\x06 \x01(\x0b\x32\x16.faceswap.v1.ObjectRef\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x0e\n\x06source\x18\x08 \x01(\t\x12\x10\n\x08rotation\x18\t \x01(\x05\x12\x10\n\x08\x64\x65tector\x18\n \x01(\t\"\xcd\x01\n\nFrameFaces\x12\x13\n\x0b\x66rame_index\x18\x01 \x01(\x03\x12\x0b\n\x03key\x18\x02 \x01(\t\x12 \n\x05\x66\x61\x63\x65s\x18\x03 \x03(\x0b\x32\x11.faceswap.v1.Face\x12\'\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x18.faceswap.v1.ErrorStatus\x12\r\n\x05width\x18\x05 \x01(\x05\x12\x0e\n\x06height\x18\x06 \x01(\x05\x12\x0e\n\x06status\x18\x07 \x01(\t\x12#\n\x08rejected\x18\x08 \x03(\x0b\x32\x11.faceswap.v1.Face\",\n\x08\x46rameKey\x12\x13\n\x0b\x66rame_index\x18\x01 \x01(\x03\x12\x0b\n\x03key\x18\x02 \x01(\t\"h\n\x12\x44\x65tectFacesRequest\x12%\n\x06\x66rames\x18\x01 \x03(\x0b\x32\x15.faceswap.v1.FrameKey\x12+\n\x07options\x18\x02 \x01(\x0b\x32\x1a.faceswap.v1.DetectOptions\">\n\x13\x44\x65tectFacesResponse\x12\'\n\x06\x66rames\x18\x01 \x03(\x0b\x32\x17.faceswap.v1.FrameFaces\"n\n\x18StreamDetectFacesRequest\x12%\n\x06\x66rames\x18\x01 \x03(\x0b\x32\x15.faceswap.v1.FrameKey\x12+\n\x07options\x18\x02 \x01(\x0b\x32\x1a.faceswap.v1.DetectOptions\"C\n\x19StreamDetectFacesResponse\x12&\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x17.faceswap.v1.FrameFaces\"\x9a\x01\n\x15\x45xtractFaceSetRequest\x12\x15\n\rsource_prefix\x18\x01 \x01(\t\x12\x15\n\routput_prefix\x18\x02 \x01(\t\x12+\n\x07options\x18\x03 \x01(\x0b\x32\x1a.faceswap.v1.DetectOptions\x12&\n\x05range\x18\x04 \x01(\x0b\x32\x17.faceswap.v1.FrameRange\"\xb3\x02\n\x16\x45xtractFaceSetResponse\x12\x14\n\x0c\x66rames_total\x18\x01 \x01(\x03\x12\x13\n\x0b\x66\x61\x63\x65s_total\x18\x02 \x01(\x03\x12\x1b\n\x13\x66rames_without_face\x18\x03 \x01(\x03\x12\x19\n\x11\x66rames_unreadable\x18\x04 \x01(\x03\x12*\n\nalignments\x18\x05 \x01(\x0b\x32\x16.faceswap.v1.ObjectRef\x12\x17\n\x0f\x66rames_filtered\x18\x06 \x01(\x03\x12\x16\n\x0e\x66\x61\x63\x65s_rejected\x18\x07 \x01(\x03\x12\x0f\n\x07seconds\x18\x08 \x01(\x01\x12\x15\n\rfaces_tracked\x18\t \x01(\x03\x12\x1a\n\x12\x66\x61\x63\x65s_interpolated\x18\n \x01(\x03\x12\x15\n\rfaces_rotated\x18\x0b \x01(\x03\x32\xa6\x02\n\x0f\x44\x65tectorService\x12P\n\x0b\x44\x65tectFaces\x12\x1f.faceswap.v1.DetectFacesRequest\x1a .faceswap.v1.DetectFacesResponse\x12\x66\n\x11StreamDetectFaces\x12%.faceswap.v1.StreamDetectFacesRequest\x1a&.faceswap.v1.StreamDetectFacesResponse(\x01\x30\x01\x12Y\n\x0e\x45xtractFaceSet\x12\".faceswap.v1.ExtractFaceSetRequest\x1a#.faceswap.v1.ExtractFaceSetResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,29 +33,29 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'faceswap.v1.detector_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DETECTOPTIONS']._serialized_start=70
-  _globals['_DETECTOPTIONS']._serialized_end=444
-  _globals['_POINT']._serialized_start=446
-  _globals['_POINT']._serialized_end=475
-  _globals['_BOX']._serialized_start=477
-  _globals['_BOX']._serialized_end=540
-  _globals['_FACE']._serialized_start=543
-  _globals['_FACE']._serialized_end=786
-  _globals['_FRAMEFACES']._serialized_start=789
-  _globals['_FRAMEFACES']._serialized_end=994
-  _globals['_FRAMEKEY']._serialized_start=996
-  _globals['_FRAMEKEY']._serialized_end=1040
-  _globals['_DETECTFACESREQUEST']._serialized_start=1042
-  _globals['_DETECTFACESREQUEST']._serialized_end=1146
-  _globals['_DETECTFACESRESPONSE']._serialized_start=1148
-  _globals['_DETECTFACESRESPONSE']._serialized_end=1210
-  _globals['_STREAMDETECTFACESREQUEST']._serialized_start=1212
-  _globals['_STREAMDETECTFACESREQUEST']._serialized_end=1322
-  _globals['_STREAMDETECTFACESRESPONSE']._serialized_start=1324
-  _globals['_STREAMDETECTFACESRESPONSE']._serialized_end=1391
-  _globals['_EXTRACTFACESETREQUEST']._serialized_start=1394
-  _globals['_EXTRACTFACESETREQUEST']._serialized_end=1548
-  _globals['_EXTRACTFACESETRESPONSE']._serialized_start=1551
-  _globals['_EXTRACTFACESETRESPONSE']._serialized_end=1858
-  _globals['_DETECTORSERVICE']._serialized_start=1861
-  _globals['_DETECTORSERVICE']._serialized_end=2155
+  _globals['_DETECTOPTIONS']._serialized_end=486
+  _globals['_POINT']._serialized_start=488
+  _globals['_POINT']._serialized_end=517
+  _globals['_BOX']._serialized_start=519
+  _globals['_BOX']._serialized_end=582
+  _globals['_FACE']._serialized_start=585
+  _globals['_FACE']._serialized_end=828
+  _globals['_FRAMEFACES']._serialized_start=831
+  _globals['_FRAMEFACES']._serialized_end=1036
+  _globals['_FRAMEKEY']._serialized_start=1038
+  _globals['_FRAMEKEY']._serialized_end=1082
+  _globals['_DETECTFACESREQUEST']._serialized_start=1084
+  _globals['_DETECTFACESREQUEST']._serialized_end=1188
+  _globals['_DETECTFACESRESPONSE']._serialized_start=1190
+  _globals['_DETECTFACESRESPONSE']._serialized_end=1252
+  _globals['_STREAMDETECTFACESREQUEST']._serialized_start=1254
+  _globals['_STREAMDETECTFACESREQUEST']._serialized_end=1364
+  _globals['_STREAMDETECTFACESRESPONSE']._serialized_start=1366
+  _globals['_STREAMDETECTFACESRESPONSE']._serialized_end=1433
+  _globals['_EXTRACTFACESETREQUEST']._serialized_start=1436
+  _globals['_EXTRACTFACESETREQUEST']._serialized_end=1590
+  _globals['_EXTRACTFACESETRESPONSE']._serialized_start=1593
+  _globals['_EXTRACTFACESETRESPONSE']._serialized_end=1900
+  _globals['_DETECTORSERVICE']._serialized_start=1903
+  _globals['_DETECTORSERVICE']._serialized_end=2197
 # @@protoc_insertion_point(module_scope)
