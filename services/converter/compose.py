@@ -16,11 +16,11 @@ import cv2
 import numpy as np
 
 from faceswap.composite import appearance
+from faceswap.composite.blend import alpha_blend, blend
+from faceswap.composite.color import correct
+from faceswap.composite.mask import build_mask
+from faceswap.composite.reshape import lock_expression
 from faceswap.options.convert import ConvertOptions
-from services.converter.blend import alpha_blend, blend
-from services.converter.color import correct
-from services.converter.mask import build_mask
-from services.converter.reshape import lock_expression
 
 if TYPE_CHECKING:
     from faceswap.composite.face_bank import FaceBank
@@ -102,7 +102,7 @@ def paste_real_face(
     if x1 - x0 < 8 or y1 - y0 < 8:
         return None
     roi = frame[y0:y1, x0:x1]
-    decoded, detail_px = None, 0.0
+    decoded = None
     if face is not None:
         m = plan.matrix.copy()
         m[:, 2] += m[:, :2] @ np.array([x0, y0], np.float64)
@@ -110,12 +110,9 @@ def paste_real_face(
             face, m, (x1 - x0, y1 - y0), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_CUBIC,
             borderMode=cv2.BORDER_REFLECT,
         )  # fmt: skip
-        # Finest detail the decoder draws, in frame pixels (about one model pixel).
-        detail_px = 1.2 / math.sqrt(abs(np.linalg.det(plan.matrix[:, :2])))
     composed = appearance.compose(
-        roi, plan.landmarks, box, plan.sources, bank.images, bank.index.landmarks, decoded,
-        detail_px=detail_px,
-    )  # fmt: skip
+        roi, plan.landmarks, box, plan.sources, bank.images, bank.index.landmarks, decoded
+    )
     if not composed.alpha.any():
         return None
     frame[y0:y1, x0:x1] = alpha_blend(composed.face, roi, composed.alpha)

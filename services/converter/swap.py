@@ -22,6 +22,7 @@ from prometheus_client import Counter, Gauge
 
 from faceswap.composite import appearance
 from faceswap.composite.face_bank import FaceBank, bank_from_alignments, require_faces_b
+from faceswap.composite.smooth import build_tracks, smooth_tracks, smoothed_matrix
 from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound
 from faceswap.face.alignments import Alignments
 from faceswap.face.images import decode_image
@@ -31,7 +32,6 @@ from faceswap.storage import ObjectStore, join_key, validate_prefix
 from services.common.metrics import StageTimer
 from services.converter.compose import FacePlan, refit_matrix
 from services.converter.pipeline import Engine, FrameError, FrameTask, RunStats
-from services.converter.smooth import build_tracks, smooth_tracks, smoothed_matrix
 
 log = logging.getLogger("faceswap.converter")
 

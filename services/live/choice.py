@@ -10,7 +10,7 @@ cross-fade). A live stream sees one frame at a time, so:
   (mouth opens, head turns) is followed within ``hold`` frames.
 - ``RunningCentre``: A's descriptors are centred on A's own median (``appearance.normalise``); live,
   the median is over the frames seen so far (a window of the last ``window``).
-- ``OneEuroStream``: the One Euro filter of ``services.converter.smooth`` one sample at a time, on
+- ``OneEuroStream``: the One Euro filter of ``faceswap.composite.smooth`` one sample at a time, on
   landmarks in face-size units, reset when the track is lost. No look-ahead, so no added latency.
 """
 
@@ -95,7 +95,7 @@ class OneEuroStream:
     """One Euro filter (Casiez et al. 2012) over 68 x 2 landmarks, one frame at a time.
 
     Filters in face-size units around the face's first position, so the same settings suit any
-    face size (as ``services.converter.smooth.smooth_tracks`` does for whole tracks)."""
+    face size (as ``faceswap.composite.smooth.smooth_tracks`` does for whole tracks)."""
 
     def __init__(self, min_cutoff: float = 3.0, beta: float = 10.0, d_cutoff: float = 1.0) -> None:
         self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff

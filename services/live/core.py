@@ -7,7 +7,7 @@ Per stream:
   tracking in between (``detect.track_face``: HOG in a window around the last face), 68 landmarks
   every frame, causal One Euro smoothing, the causal choice of B's faces per region.
 - ``LiveSession.render`` (frames independent: runs in ``workers`` threads at once): the appearance
-  method's compose on the face's ROI only, alpha blend, JPEG encode.
+  method's compose (``appearance.compose``, the batch path's own) on the face's ROI only, alpha blend, JPEG encode.
 - ``LivePipeline``: the bounded queue between the transport and the session. ``put`` never blocks:
   when the queue is full the oldest queued frame is dropped (newest wins) and reported with the next
   reply. ``results`` yields replies strictly in sequence order.
@@ -31,6 +31,7 @@ import grpc
 import numpy as np
 
 from faceswap.composite import appearance as ap
+from faceswap.composite.blend import alpha_blend
 from faceswap.errors import InvalidArgument, ResourceExhausted, ServiceError
 from faceswap.face.detect import (
     Tracked,
@@ -42,15 +43,11 @@ from faceswap.face.detect import (
     track_face,
 )
 from faceswap.limits import image_size, load_limits
-from services.live import metrics, render
+from services.live import metrics
 from services.live.bank import FaceBank
 from services.live.choice import CausalChooser, OneEuroStream, RunningCentre
 
 JPEG, RAW = "jpeg", "raw"
-# The face's ROI (appearance.roi_box margin): the batch path takes 0.35; 0.15 still holds the mask
-# with its feather and the relighting's support, at ~60 % of the pixels (measured: same frame to
-# within a few grey levels but for a slightly different spline pinning at the mouth).
-ROI_MARGIN = 0.15
 
 
 @dataclass
@@ -260,16 +257,16 @@ class LiveSession:
         if prep.landmarks is not None and prep.sources is not None:
             h, w = image.shape[:2]
             lm = prep.landmarks
-            box = ap.roi_box(lm, w, h, ROI_MARGIN)
+            box = ap.roi_box(lm, w, h)
             x0, y0, x1, y1 = box
             if x1 - x0 >= 16 and y1 - y0 >= 16:
                 t0 = time.perf_counter()
                 roi = image[y0:y1, x0:x1]
-                composed = render.compose(roi, lm, box, prep.sources, self.bank.crops, self.bank.landmarks)
+                composed = ap.compose(roi, lm, box, prep.sources, self.bank.crops, self.bank.landmarks)
                 timings["compose"] = time.perf_counter() - t0
                 t0 = time.perf_counter()
                 image = image.copy()
-                image[y0:y1, x0:x1] = paste(composed.face, roi, composed.alpha)
+                image[y0:y1, x0:x1] = alpha_blend(composed.face, roi, composed.alpha)
                 timings["blend"] = time.perf_counter() - t0
                 swapped = True
         t0 = time.perf_counter()
@@ -292,14 +289,6 @@ def _same_face(prev: np.ndarray, new: np.ndarray, max_move: float = 0.25, max_sc
     if size_prev < 1 or not 1 / max_scale <= size_new / size_prev <= max_scale:
         return False
     return float(np.linalg.norm(new - prev, axis=1).mean()) / size_prev <= max_move
-
-
-def paste(face: np.ndarray, roi: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """``blend.alpha_blend`` over a whole ROI (no boolean indexing): where alpha is 0 the frame's
-    pixels come back unchanged."""
-    out = roi.astype(np.float32)
-    out += (face - out) * alpha[..., None]
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def error_frame(frame: InFrame, exc: BaseException) -> OutFrame:

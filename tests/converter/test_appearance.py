@@ -10,6 +10,7 @@ import pytest
 from converter_helpers import ROOT, SWAP_FRAMES, detect_alignments, put_frames, read_clip
 
 from faceswap.composite import appearance as ap
+from faceswap.composite.blend import alpha_blend
 from faceswap.composite.face_bank import FaceBank, bank_from_alignments, build_bank
 from faceswap.errors import InvalidArgument
 from faceswap.face.geometry import MEAN_FACE_68
@@ -168,3 +169,16 @@ def test_blurred_faces_of_b_are_avoided() -> None:
     path = ap.choose_sequence(ap.normalise(ap.describe(np.stack([_face(0.2)] * 5)), centre), index)
     assert set(path.tolist()) == {1}
     assert ap.blur_penalty([10.0, 100.0, 100.0])[0] > 0 == ap.blur_penalty([10.0, 100.0, 100.0])[1]
+
+
+def test_alpha_blend_leaves_pixels_outside_the_mask_untouched() -> None:
+    rng = np.random.default_rng(0)
+    roi = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    face = rng.uniform(0, 255, (20, 30, 3)).astype(np.float32)
+    alpha = np.zeros((20, 30), np.float32)
+    alpha[5:15, 10:20] = 0.5
+    out = alpha_blend(face, roi, alpha)
+    outside = alpha == 0
+    assert np.array_equal(out[outside], roi[outside])
+    expected = np.clip(np.rint(roi[~outside] * 0.5 + face[~outside] * 0.5), 0, 255)
+    assert np.abs(out[~outside].astype(int) - expected).max() <= 1

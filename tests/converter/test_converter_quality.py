@@ -9,19 +9,19 @@ import numpy as np
 import pytest
 import torch
 
-from faceswap.face.alignments import Alignments
-from faceswap.model.checkpoint import load_for_inference
-from faceswap.options.convert import ConvertOptions
-from services.converter.blend import alpha_blend, seamless_blend
-from services.converter.compose import FacePlan, crop_face, paste_face, refit_matrix
-from services.converter.mask import build_mask, hull_mask
-from services.converter.smooth import (
+from faceswap.composite.blend import alpha_blend, seamless_blend
+from faceswap.composite.mask import build_mask, hull_mask
+from faceswap.composite.smooth import (
     SMOOTHERS,
     build_tracks,
     jitter_energy,
     smooth_tracks,
     smoothed_matrix,
 )
+from faceswap.face.alignments import Alignments
+from faceswap.model.checkpoint import load_for_inference
+from faceswap.options.convert import ConvertOptions
+from services.converter.compose import FacePlan, crop_face, paste_face, refit_matrix
 
 FACES = 4  # frames of the clip used for the per-face measurements
 

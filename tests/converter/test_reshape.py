@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
+from faceswap.composite.reshape import _border_anchors, fit_landmarks, lock_expression, tps_map
 from faceswap.face.extract import DetectOptions, detect_images
 from faceswap.face.geometry import align_face
-from services.converter.reshape import _border_anchors, fit_landmarks, lock_expression, tps_map
 
 
 @pytest.fixture(scope="module")
