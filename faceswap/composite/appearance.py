@@ -606,14 +606,32 @@ class Composed:
     alpha: np.ndarray  # float32 0..1, ROI-sized
 
 
+# L*a*b* through OpenCV's 8-bit tables, ~10x faster than its float path on a 720p face: L* in
+# steps of 0.4, a* and b* of 1 (what one 8-bit BGR step changes); the arithmetic between is float.
+_LAB8_SCALE = np.array([100.0 / 255.0, 1.0, 1.0], np.float32)
+_LAB8_SHIFT = np.array([0.0, -128.0, -128.0], np.float32)
+
+
+# (cv2.transform and cv2.convertScaleAbs: numpy broadcasting over a last axis of 3 is ~10x slower.)
+_LAB8_IN = np.hstack([np.diag(_LAB8_SCALE), _LAB8_SHIFT[:, None]]).astype(np.float32)
+_LAB8_OUT = np.hstack([np.diag(1 / _LAB8_SCALE), -(_LAB8_SHIFT / _LAB8_SCALE)[:, None]]).astype(np.float32)
+
+
+def _to_u8(image: np.ndarray) -> np.ndarray:
+    """Rounded and saturated to uint8 (negative values are clipped first: convertScaleAbs takes |x|)."""
+    if image.dtype == np.uint8:
+        return image
+    return cv2.convertScaleAbs(np.maximum(image, 0, dtype=np.float32))
+
+
 def _to_lab(image: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(np.clip(image, 0, 255).astype(np.float32) / 255.0, cv2.COLOR_BGR2LAB)
+    """BGR (uint8, or float 0..255) to float32 L*a*b* (L* 0..100)."""
+    return cv2.transform(cv2.cvtColor(_to_u8(image), cv2.COLOR_BGR2LAB).astype(np.float32), _LAB8_IN)
 
 
 def _from_lab(lab: np.ndarray) -> np.ndarray:
-    lab = lab.copy()
-    lab[..., 0] = np.clip(lab[..., 0], 0.0, 100.0)
-    return np.clip(cv2.cvtColor(lab, cv2.COLOR_LAB2BGR) * 255.0, 0, 255)
+    """float32 L*a*b* to float32 BGR 0..255."""
+    return cv2.cvtColor(_to_u8(cv2.transform(lab, _LAB8_OUT)), cv2.COLOR_LAB2BGR).astype(np.float32)
 
 
 def _part_mask(lm: np.ndarray, part: str, shape: tuple[int, int], grow: float) -> np.ndarray:
@@ -668,8 +686,10 @@ def place_source(
     box: tuple[int, int, int, int],
     part: str = "face",
     basis: TpsBasis | None = None,
+    window: tuple[int, int, int, int] | None = None,
 ) -> np.ndarray:
-    """B's frame (or crop) warped into A's ROI ``box`` so B's landmarks land on ``target``:
+    """B's frame (or crop) warped into A's ROI ``box`` (or only its ``window``, x0, y0, x1, y1 in
+    ROI pixels) so B's landmarks land on ``target``:
     one similarity on stable points (the part's own anchors for mouth/eyes), then a spline
     (``basis``: the spline's system for ``target``, shared by every layer of one face). Both are
     folded into one sampling map, so B's pixels are interpolated once (sharper than two passes)."""
@@ -681,14 +701,31 @@ def place_source(
     m[:, 2] -= (x0, y0)
     placed = apply(m, b_lm)
     t_roi = np.asarray(target, np.float64) - (x0, y0)
+    wx0, wy0, wx1, wy1 = window or (0, 0, w, h)
     if not (np.linalg.norm(t_roi - placed, axis=1) > 0.3).any():
-        out = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        m[:, 2] -= (wx0, wy0)
+        flags = cv2.INTER_LINEAR
+        out = cv2.warpAffine(image, m, (wx1 - wx0, wy1 - wy0), flags=flags, borderMode=cv2.BORDER_REFLECT)
         return out.astype(np.float32)
     basis = basis or TpsBasis(t_roi, w, h, tps_step(float(interocular(t_roi))))
     # Positions in the similarity-warped ROI, then back through the similarity into B's image.
-    where = basis.sample_map(placed)
+    where = basis.sample_map(placed)[wy0:wy1, wx0:wx1]
     maps = cv2.transform(where, cv2.invertAffineTransform(m).astype(np.float32))
     return cv2.remap(image, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT).astype(np.float32)
+
+
+def _mask_window(mask: np.ndarray, w: int, h: int) -> tuple[int, int, int, int] | None:
+    """Box (ROI pixels, x0, y0, x1, y1) around where a reduced-scale ``mask`` is above 1e-3."""
+    ys, xs = np.nonzero(mask > 1e-3)
+    if not len(xs):
+        return None
+    sx, sy = w / mask.shape[1], h / mask.shape[0]
+    return (
+        max(0, math.floor(xs.min() * sx) - 2),
+        max(0, math.floor(ys.min() * sy) - 2),
+        min(w, math.ceil((xs.max() + 1) * sx) + 2),
+        min(h, math.ceil((ys.max() + 1) * sy) + 2),
+    )
 
 
 # The smooth layers (masks, the skin test, the light) are made at MASK_SCALE of the ROI and
@@ -730,32 +767,35 @@ def compose(
     da = describe(a_roi[None])[0]
     basis = TpsBasis(t_roi, w, h, tps_step(iod))
 
-    def layer(region: str) -> np.ndarray:
+    def layer(region: str, window: tuple[int, int, int, int] | None = None) -> np.ndarray:
         acc = None
         for j, wgt in sources[region]:
-            placed = place_source(images[j], landmarks[j], a_lm, target, box, region, basis)
-            acc = placed * np.float32(wgt) if acc is None else acc + placed * np.float32(wgt)
+            placed = place_source(images[j], landmarks[j], a_lm, target, box, region, basis, window)
+            if wgt != 1.0:
+                placed *= np.float32(wgt)
+            acc = placed if acc is None else cv2.add(acc, placed)
         return acc
 
-    real = {"face": layer("face")}
-    for part in ("mouth", "eyes"):
-        if [j for j, _ in sources[part]] != [j for j, _ in sources["face"]]:
-            real[part] = layer(part)
     # The reduced copies: point (x, y) of the ROI is ((x + .5) * sx - .5, ...) there (cv2.resize).
     ws, hs = max(2, round(w * MASK_SCALE)), max(2, round(h * MASK_SCALE))
     sx, sy = ws / w, hs / h
     small = (hs, ws)
     a_s = (a_roi + 0.5) * (sx, sy) - 0.5
     t_s = (t_roi + 0.5) * (sx, sy) - 0.5
-    # Region weights: a part's own source inside its mask, the face's elsewhere.
-    composite = real["face"]
+    # Region weights: a part's own source inside its mask, the face's elsewhere. A part is only
+    # drawn inside its mask's box (the mouth is a tenth of the ROI).
+    composite = layer("face")
     gate = np.ones(small, np.float32)
     for part, feats in (("mouth", [2]), ("eyes", [4, 5])):
         pmask = _part_mask(t_s, part, small, 0.15)
         j = max(sources[part], key=lambda s: s[1])[0]
-        if part in real:
-            full = cv2.resize(pmask, (w, h), interpolation=cv2.INTER_LINEAR)[..., None]
-            composite = composite + (real[part] - composite) * full
+        if [k for k, _ in sources[part]] != [k for k, _ in sources["face"]]:
+            window = _mask_window(pmask, w, h)
+            if window is not None:
+                wx0, wy0, wx1, wy1 = window
+                full = cv2.resize(pmask, (w, h), interpolation=cv2.INTER_LINEAR)[wy0:wy1, wx0:wx1]
+                inside = composite[wy0:wy1, wx0:wx1]
+                composite[wy0:wy1, wx0:wx1] = cv2.blendLinear(layer(part, window), inside, full, 1.0 - full)
         db = describe(np.asarray(landmarks[j])[None])[0]
         mismatch = float(np.abs(da[feats] - db[feats]).mean())
         tolerance = 0.06 if part == "mouth" else 0.08

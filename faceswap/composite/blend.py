@@ -28,10 +28,12 @@ _PAD = 4
 def alpha_blend(swapped: np.ndarray, target: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Composites swapped (float or uint8) over target (uint8) with alpha (0..1). Over the whole
     array, no boolean indexing (faster when the face fills most of it); where alpha is 0 the
-    target's pixels come back unchanged (t + (s - t) * 0 is t exactly)."""
-    out = target.astype(np.float32)
-    out += (swapped.astype(np.float32, copy=False) - out) * alpha[..., None]
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    target's pixels come back unchanged (s * 0 + t * 1 is t exactly)."""
+    alpha = alpha.astype(np.float32, copy=False)
+    mixed = cv2.blendLinear(
+        swapped.astype(np.float32, copy=False), target.astype(np.float32), alpha, 1.0 - alpha
+    )
+    return cv2.convertScaleAbs(np.maximum(mixed, 0))
 
 
 def seamless_blend(swapped: np.ndarray, target: np.ndarray, alpha: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ import hashlib
 import io
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ class FaceBank:
     crops: list[bytes]
     source: str = ""  # what it was built from (for messages)
     sharpness: list[float] | None = None  # per face (appearance.face_sharpness)
+    seconds: float = 0.0  # how long building it took (0 when it was loaded)
 
     def __post_init__(self) -> None:
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
@@ -130,6 +132,7 @@ def crop_face(image: np.ndarray, landmarks: np.ndarray) -> tuple[bytes, np.ndarr
 
 def build_bank(faces: Iterable[tuple[int, str, np.ndarray, list[np.ndarray]]], source: str = "") -> FaceBank:
     """From (frame number, key, BGR image, [68 x 2 landmarks per face]) in frame order."""
+    start = time.perf_counter()
     keys, frames, landmarks, crops, sharpness = [], [], [], [], []
     for number, key, image, faces_lm in faces:
         for slot, lm in enumerate(faces_lm):
@@ -145,7 +148,7 @@ def build_bank(faces: Iterable[tuple[int, str, np.ndarray, list[np.ndarray]]], s
     if not crops:
         raise FailedPrecondition(f"no face of B found in {source or 'the face set'}")
     index = FaceIndex.build(keys, frames, np.stack(landmarks), sharpness)
-    return FaceBank(index, crops, source, sharpness)
+    return FaceBank(index, crops, source, sharpness, time.perf_counter() - start)
 
 
 def _stride(n: int) -> int:

@@ -1,12 +1,13 @@
-"""B's face bank for a live stream: B's real faces, found once, kept in memory at native resolution.
+"""B's face bank for a live stream: the library's ``FaceBank`` of B's real faces, built once per
+face set and kept in memory.
 
 A bank comes from a video or a photos folder on the server, or from stored objects under a prefix.
 Up to ``max_faces`` frames, spread evenly over B's footage, are searched (dlib HOG on a copy of at
-most 640 px, landmarks on the full frame); the largest face of each is kept as a crop around it
-(margin 0.5 of the face's size) with its landmarks in crop pixels, and indexed by its
-expression/pose descriptor (``appearance.FaceIndex``). Banks are cached in the process by what
-they were built from (path + size + mtime of every file, or the stored objects' digests), so only
-the first stream on a face set pays for the detection.
+most 640 px, landmarks on the full frame); the largest face of each goes into the bank
+(``face_bank.bank_from_frames``: a JPEG crop at native resolution, its landmarks, its sharpness,
+its expression/pose descriptor). Banks are cached in the process by what they were built from
+(path + size + mtime of every file, or the stored objects' digests), so only the first stream on
+a face set pays for the detection.
 """
 
 from __future__ import annotations
@@ -14,45 +15,20 @@ from __future__ import annotations
 import math
 import os
 import threading
-import time
 from collections import OrderedDict
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from faceswap.composite import appearance as ap
+from faceswap.composite.face_bank import FaceBank, bank_from_frames
 from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound
 from faceswap.face.detect import detect_faces, predict_landmarks, to_gray
 from faceswap.storage import ObjectStore
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-CROP_MARGIN = 0.5
 CACHE_SIZE = 4
-
-
-@dataclass
-class FaceBank:
-    index: ap.FaceIndex
-    crops: list[np.ndarray]  # uint8 BGR, native resolution
-    landmarks: np.ndarray  # N x 68 x 2, crop pixels
-    source: str
-    seconds: float  # time it took to build
-
-    def __len__(self) -> int:
-        return len(self.crops)
-
-
-def _crop(image: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    h, w = image.shape[:2]
-    x0, y0 = lm.min(0)
-    x1, y1 = lm.max(0)
-    mx, my = (x1 - x0) * CROP_MARGIN, (y1 - y0) * CROP_MARGIN
-    cx0, cy0 = max(0, math.floor(x0 - mx)), max(0, math.floor(y0 - my * 1.3))
-    cx1, cy1 = min(w, math.ceil(x1 + mx)), min(h, math.ceil(y1 + my))
-    return np.ascontiguousarray(image[cy0:cy1, cx0:cx1]), lm - (cx0, cy0)
 
 
 def largest_face(image: np.ndarray, max_side: int = 640) -> np.ndarray | None:
@@ -68,23 +44,16 @@ def largest_face(image: np.ndarray, max_side: int = 640) -> np.ndarray | None:
 
 
 def build_bank(frames: Iterator[tuple[int, np.ndarray]], source: str) -> FaceBank:
-    """A bank from (frame number, BGR image) pairs."""
-    start = time.perf_counter()
-    keys, numbers, crops, landmarks = [], [], [], []
-    for number, image in frames:
+    """A bank from (frame number, BGR image) pairs: the largest face of each."""
+
+    def detect(image: np.ndarray) -> list[np.ndarray]:
         lm = largest_face(image)
-        if lm is None:
-            continue
-        crop, lm_crop = _crop(image, lm)
-        keys.append(f"{source}#{number}")
-        numbers.append(number)
-        crops.append(crop)
-        landmarks.append(lm_crop)
-    if not crops:
-        raise FailedPrecondition(f"no face found in B's face set {source}")
-    lms = np.stack(landmarks)
-    index = ap.FaceIndex.build(keys, numbers, lms)
-    return FaceBank(index, crops, lms, source, time.perf_counter() - start)
+        return [] if lm is None else [lm]
+
+    try:
+        return bank_from_frames(frames, detect, source)
+    except FailedPrecondition:
+        raise FailedPrecondition(f"no face found in B's face set {source}") from None
 
 
 def video_frames(path: Path, max_faces: int) -> Iterator[tuple[int, np.ndarray]]:
@@ -126,7 +95,7 @@ _cache_lock = threading.Lock()
 _build_locks: dict[tuple, threading.Lock] = {}
 
 
-def _cached(key: tuple, build: callable) -> tuple[FaceBank, bool]:
+def _cached(key: tuple, build: Callable[[], FaceBank]) -> tuple[FaceBank, bool]:
     """(bank, came from the cache); concurrent streams on one face set build it once."""
     with _cache_lock:
         if key in _cache:

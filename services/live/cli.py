@@ -37,13 +37,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-faces-b", type=int, default=0, help="faces of B in the bank (default 150)")
     p.add_argument("--workers", type=int, default=0, help="frames composed at once (default: cores)")
     p.add_argument("--queue-size", type=int, default=0, help="frames queued before drops (default 2)")
+    p.add_argument(
+        "--encoding",
+        choices=("auto", "jpeg", "raw"),
+        default="auto",
+        help="frames on the wire both ways: raw BGR pixels or JPEG (auto: raw to a server in this "
+        "process or on this machine, JPEG over a network)",
+    )
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.set_defaults(func=run)
 
 
-def _options(args: argparse.Namespace) -> live_pb2.LiveOptions:
+def _raw(args: argparse.Namespace, address: str) -> bool:
+    if args.encoding != "auto":
+        return args.encoding == "raw"
+    host = address.rsplit(":", 1)[0].strip("[]")
+    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("unix")
+
+
+def _options(args: argparse.Namespace, raw: bool) -> live_pb2.LiveOptions:
     return live_pb2.LiveOptions(
-        max_faces_b=args.max_faces_b, workers=args.workers, queue_size=args.queue_size
+        max_faces_b=args.max_faces_b,
+        workers=args.workers,
+        queue_size=args.queue_size,
+        output_encoding=live_pb2.FRAME_ENCODING_RAW_BGR if raw else live_pb2.FRAME_ENCODING_JPEG,
     )
 
 
@@ -94,9 +111,10 @@ def run(args: argparse.Namespace) -> int:
             cv2.waitKey(1)
 
     channel, stub = lc.connect(address)
+    raw = _raw(args, address)
     try:
-        config = lc.config_message(faces_b or "", args.faces_b_prefix or "", _options(args))
-        stats = lc.stream(stub, config, frames, None if is_camera else fps, on_reply=on_reply)
+        config = lc.config_message(faces_b or "", args.faces_b_prefix or "", _options(args, raw))
+        stats = lc.stream(stub, config, frames, None if is_camera else fps, on_reply=on_reply, raw=raw)
     finally:
         channel.close()
         if writer is not None:
@@ -117,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
                     "latency_p95_s": stats.percentile(95),
                     "dropped": len(stats.dropped),
                     "errors": len(stats.errors),
+                    "encoding": "raw" if raw else "jpeg",
                     "stage_mean_s": stages,
                 }
             )
@@ -125,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
         if stats.ready is not None:
             cached = "cached" if stats.ready.bank_cached else f"built in {stats.ready.bank_seconds:.1f} s"
             print(f"B's face bank: {stats.ready.faces_b} faces ({cached})")
-        print(f"source {fps:.2f} frames/s; {stats.summary()}")
+        print(f"source {fps:.2f} frames/s, {'raw' if raw else 'JPEG'} frames; {stats.summary()}")
         print("server stages (mean ms): " + ", ".join(f"{k} {v * 1000:.1f}" for k, v in stages.items()))
         if args.output:
             print(f"wrote {args.output}")

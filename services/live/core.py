@@ -32,6 +32,8 @@ import numpy as np
 
 from faceswap.composite import appearance as ap
 from faceswap.composite.blend import alpha_blend
+from faceswap.composite.causal import CausalChooser, OneEuroStream, RunningCentre
+from faceswap.composite.face_bank import FaceBank
 from faceswap.errors import InvalidArgument, ResourceExhausted, ServiceError
 from faceswap.face.detect import (
     Tracked,
@@ -44,8 +46,6 @@ from faceswap.face.detect import (
 )
 from faceswap.limits import image_size, load_limits
 from services.live import metrics
-from services.live.bank import FaceBank
-from services.live.choice import CausalChooser, OneEuroStream, RunningCentre
 
 JPEG, RAW = "jpeg", "raw"
 
@@ -262,7 +262,8 @@ class LiveSession:
             if x1 - x0 >= 16 and y1 - y0 >= 16:
                 t0 = time.perf_counter()
                 roi = image[y0:y1, x0:x1]
-                composed = ap.compose(roi, lm, box, prep.sources, self.bank.crops, self.bank.landmarks)
+                bank = self.bank
+                composed = ap.compose(roi, lm, box, prep.sources, bank.images, bank.index.landmarks)
                 timings["compose"] = time.perf_counter() - t0
                 t0 = time.perf_counter()
                 image = image.copy()

@@ -64,6 +64,19 @@ def test_frames_come_back_swapped_in_order_with_timings(stub, jpegs_a, frames_a)
     assert all(r.capture_time > 0 for r in replies)
 
 
+def test_raw_frames_both_ways_come_back_swapped_and_untouched_outside_the_face(stub, frames_a) -> None:
+    replies: list[live_pb2.LiveFrame] = []
+    config = _config(queue_size=64, output_encoding=live_pb2.FRAME_ENCODING_RAW_BGR)
+    stats = lc.stream(stub, config, frames_a[:6], None, on_reply=replies.append, timeout=120, raw=True)
+    assert stats.sequences == list(range(1, 7)) and not stats.errors and stats.swapped == 6
+    assert all(r.image.encoding == live_pb2.FRAME_ENCODING_RAW_BGR for r in replies)
+    first = lc.decode_reply(replies[0])
+    diff = np.abs(first.astype(int) - frames_a[0]).max(axis=2)
+    assert (diff > 30).sum() > 2000  # the face changed ...
+    assert diff[:, :150].max() == 0  # ... and, with no JPEG on the way, nothing else did
+    assert "decode" in replies[0].stage_seconds
+
+
 def test_under_load_the_newest_wins_and_drops_are_reported_never_reordered(stub, jpegs_a) -> None:
     dropped_before = metrics.FRAMES_DROPPED._value.get()
     stats = lc.stream(stub, _config(queue_size=1, workers=1), jpegs_a[:30], None, timeout=120)

@@ -1,4 +1,4 @@
-"""Causal choices for a live stream: which of B's faces to show, and smoothed landmarks.
+"""Causal choices for a stream (the live swap): which of B's faces to show, and smoothed landmarks.
 
 The batch path sees the whole sequence (``appearance.plan_sources``: Viterbi per region, then a
 cross-fade). A live stream sees one frame at a time, so:
@@ -39,6 +39,10 @@ class CausalChooser:
     def __init__(self, index: ap.FaceIndex, margin: float = 1.0, hold: int = 3, crossfade: int = 4) -> None:
         self.margin, self.hold, self.crossfade = float(margin), max(1, int(hold)), max(0, int(crossfade))
         self.weighted = {r: index.descriptors * w for r, w in ap.REGION_WEIGHTS.items()}
+        # Blurred faces of B cost extra, as in the whole-sequence choice.
+        self.penalty = (
+            np.zeros(len(index)) if index.penalty is None else np.asarray(index.penalty, np.float64)
+        )
         self.weights = dict(ap.REGION_WEIGHTS)
         self.state = {r: _RegionState() for r in ap.REGION_WEIGHTS}
         self.switches = 0
@@ -49,7 +53,7 @@ class CausalChooser:
 
     def distances(self, region: str, query: np.ndarray) -> np.ndarray:
         diff = self.weighted[region] - query * self.weights[region]
-        return (diff * diff).sum(1)
+        return (diff * diff).sum(1) + self.penalty
 
     def choose(self, query: np.ndarray) -> ap.Sources:
         """The sources for one frame (query: A's normalised descriptor)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from faceswap.composite import appearance as ap
-from services.live.choice import CausalChooser, OneEuroStream
+from faceswap.composite.causal import CausalChooser, OneEuroStream
 
 
 def _index(descriptors: np.ndarray) -> ap.FaceIndex:

@@ -1,0 +1,53 @@
+"""`faceswap live` end to end: a video file streamed through an in-process server, written out."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+from live_helpers import CLIP_B, FACES_B, ROOT
+
+from services.live import cli
+
+
+def _clip(frames: list[np.ndarray], path: Path, fps: float = 25.0) -> Path:
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    return path
+
+
+def test_live_cli_streams_a_video_and_writes_the_swapped_frames(tmp_path: Path, frames_a) -> None:
+    clip = _clip(frames_a[:10], tmp_path / "a.mp4")
+    out = tmp_path / "out.mp4"
+    cmd = [sys.executable, "-m", "services.cli", "live", "--faces-b", str(CLIP_B), "--input", str(clip),
+           "--output", str(out), "--max-faces-b", str(FACES_B), "--json"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert figures["frames_sent"] == 10 and figures["errors"] == 0
+    assert figures["frames_back"] + figures["dropped"] == 10 and figures["fps"] > 0
+    assert figures["encoding"] == "raw"  # an in-process server: no JPEG round trip
+    cap = cv2.VideoCapture(str(out))
+    written = [img for ok, img in iter(cap.read, (False, None)) if ok]
+    cap.release()
+    assert len(written) == figures["frames_back"]
+    assert written[0].shape == frames_a[0].shape
+    diff = np.abs(written[0].astype(int) - frames_a[0]).max(axis=2)
+    assert (diff > 40).sum() > 2000  # the face was swapped
+
+
+def test_auto_encoding_is_raw_on_this_machine_and_jpeg_over_a_network() -> None:
+    args = type("Args", (), {"encoding": "auto"})()
+    assert (
+        cli._raw(args, "127.0.0.1:5000") and cli._raw(args, "localhost:5000") and cli._raw(args, "[::1]:5000")
+    )
+    assert not cli._raw(args, "live.faceswap.svc:50051")
+    args.encoding = "jpeg"
+    assert not cli._raw(args, "127.0.0.1:5000")
