@@ -454,8 +454,8 @@ def _masked_lowpass(
     lab: np.ndarray, weight: np.ndarray, sigma: float, size: tuple[int, int] | None = None
 ) -> np.ndarray:
     """Normalised Gaussian blur of ``lab`` over ``weight``, returned at ``size`` (w, h; default the
-    input's). Wide blurs run on a reduced copy (the result has only low frequencies anyway): a
-    sigma of 100 px costs what a sigma of 4 px does."""
+    input's; (1, 1): at the reduced scale it was computed at). Wide blurs run on a reduced copy (the
+    result has only low frequencies anyway): a sigma of 100 px costs what a sigma of 4 px does."""
     h, w = weight.shape
     size = size or (w, h)
     f = max(1.0, sigma / 4.0)
@@ -467,7 +467,7 @@ def _masked_lowpass(
     else:
         stack = cv2.GaussianBlur(stack, (0, 0), sigma)
     low = stack[..., :-1] / np.maximum(stack[..., -1:], 1e-4)
-    if low.shape[1::-1] != size:
+    if size != (1, 1) and low.shape[1::-1] != size:
         low = cv2.resize(low, size, interpolation=cv2.INTER_LINEAR)
     return low
 
@@ -542,7 +542,9 @@ def skin_weight(image: np.ndarray, lm: np.ndarray, region: np.ndarray) -> np.nda
         return np.ones((h, w), np.float32)
     centre = np.median(sample, axis=0)
     spread = np.maximum(np.median(np.abs(sample - centre), axis=0) * 1.4826, (6.0, 3.0, 3.0))
-    d2 = (((lab - centre) / (3.0 * spread)) ** 2).sum(-1)
+    d2 = np.zeros((h, w), np.float32)
+    for plane, c, sd in zip(cv2.split(lab), centre, spread, strict=True):  # planes: contiguous, fast
+        d2 += ((plane - np.float32(c)) * np.float32(1.0 / (3.0 * sd))) ** 2
     weight = np.exp(-0.5 * np.maximum(d2 - 1.0, 0.0))
     weight[feature_mask(lm, (h, w)) > 0] = 1.0
     return cv2.GaussianBlur(weight.astype(np.float32), (0, 0), max(1.0, 0.03 * float(interocular(lm))))
@@ -667,15 +669,14 @@ def _channel_shoulder(face: np.ndarray, source: np.ndarray, skin: np.ndarray) ->
     push the red channel into 255 where A's face stays below it)."""
     if not skin.any():
         return face
-    out = face.copy()
-    for c in range(3):
-        top = min(254.0, float(np.percentile(source[..., c][skin], 99.5)) + 2.0)
+    planes = list(cv2.split(face))  # contiguous planes: boolean indexing on a strided channel is slow
+    for c, (ch, src) in enumerate(zip(planes, cv2.split(source), strict=True)):
+        top = min(254.0, float(np.percentile(src[skin], 99.5)) + 2.0)
         knee = top - 15.0
-        ch = out[..., c]
         over = ch > knee
         if over.any():
-            ch[over] = knee + (top - knee) * np.tanh((ch[over] - knee) / (top - knee))
-    return out
+            planes[c][over] = knee + (top - knee) * np.tanh((ch[over] - knee) / (top - knee))
+    return cv2.merge(planes)
 
 
 def place_source(
@@ -812,22 +813,25 @@ def compose(
     # ghost brow above B's), nor B's darken the light taken from A.
     skin_a = region * (1.0 - feature_mask(a_s, small, 0.12).astype(np.float32) / 255.0)
     skin_b = region * (1.0 - feature_mask(t_s, small, 0.12).astype(np.float32) / 255.0)
-    low_a = _masked_lowpass(la, skin_a, sigma_l, (w, h))
     lr_s = cv2.resize(lr, (ws, hs), interpolation=cv2.INTER_AREA)
-    real_band = lr - _masked_lowpass(lr_s, skin_b, sigma_l, (w, h))
     if decoded is not None:
         # Hybrid: B's real face everywhere its expression agrees with A's; where it cannot (a
         # blink, a mouth shape B's footage lacks) the decoder's B, which has A's expression.
+        low_a = _masked_lowpass(la, skin_a, sigma_l, (w, h))
+        real_band = lr - _masked_lowpass(lr_s, skin_b, sigma_l, (w, h))
         ld = _to_lab(bend(decoded.astype(np.float32), a_roi, t_roi, basis))
         ld_s = cv2.resize(ld, (ws, hs), interpolation=cv2.INTER_AREA)
         dec_band = ld - _masked_lowpass(ld_s, skin_b, sigma_l, (w, h))
         g = cv2.resize(gate, (w, h), interpolation=cv2.INTER_LINEAR)[..., None]
         out = low_a + g * real_band + (1 - g) * dec_band
     else:
-        out = low_a + real_band
+        # A's low frequencies for B's: one difference of two low-passes, enlarged once.
+        shift = _masked_lowpass(la, skin_a, sigma_l, (1, 1)) - _masked_lowpass(lr_s, skin_b, sigma_l, (1, 1))
+        out = cv2.add(lr, cv2.resize(shift, (w, h), interpolation=cv2.INTER_LINEAR))
     top_skin = skin_a > 0.5
-    out[..., 0] = _highlight_shoulder(out[..., 0], la[..., 0], top_skin)
-    face = _channel_shoulder(_from_lab(out), frame_s, top_skin)
+    planes = list(cv2.split(out))
+    planes[0] = _highlight_shoulder(planes[0], cv2.split(la)[0], top_skin)
+    face = _channel_shoulder(_from_lab(cv2.merge(planes)), frame_s, top_skin)
     # Hair and background are told from skin on B's own pixels, before A's light changes them.
     composite_s = cv2.resize(composite, (ws, hs), interpolation=cv2.INTER_AREA)
     alpha = alpha * skin_weight(composite_s, t_s, region)

@@ -1,13 +1,16 @@
-"""``make bench`` for the live service: frames/s, latency and drops of a live stream, against the batch
-converter on the same clip in the same run.
+"""``make bench`` for the live service: frames/s, latency, drops and realism of a live stream,
+against the batch converter on the same clip in the same run.
 
-Live: an in-process LiveService on a loopback port; the client streams samples/liveportrait_s18.mp4
-(1280x720, 30 fps) as JPEG frames at the clip's real rate (pre-encoded, as a camera's MJPEG would
-come) and B's face set is samples/liveportrait_d10.mp4. Client and server share this machine's
+Pairs: samples/liveportrait_s18.mp4 (1280x720, 30 fps) with B's face set samples/liveportrait_d10.mp4,
+and, where ../shared/data is on this machine, retalking_face3.mp4 (590x590, 25 fps) with
+retalking_face4.mp4. Live: an in-process LiveService on a loopback port; the client streams the
+clip at its real rate as ``faceswap live`` does (decoded frames JPEG-encoded by the client, JPEG
+replies), and for the first pair also as raw frames both ways. Client and server share this machine's
 cores. Baseline: ``faceswap convert --method retrieval`` (the batch path with the same appearance
 method: detection, whole-sequence choice, compose, encode) on the same frames, its frames/s over the
-whole command. Realism: Laplacian sharpness and mean L* inside A's inner face, live against batch,
-on the frames both swapped. Writes live_sheet.png (input | live | batch) in the work folder.
+whole command. Realism, live against batch on the frames both swapped: Laplacian sharpness and mean
+L* inside A's inner face, and the share of frames whose dlib identity is nearer B's than A's.
+Writes live_<pair>_faces.png (input | live | batch face crops) in the work folder.
 """
 
 from __future__ import annotations
@@ -25,13 +28,19 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 CLIP = ROOT / "samples" / "liveportrait_s18.mp4"
 FACES_B = ROOT / "samples" / "liveportrait_d10.mp4"
+SHARED = ROOT.parent / "shared" / "data" / "videos"
+PAIRS = [
+    ("liveportrait", CLIP, FACES_B),
+    ("retalking", SHARED / "retalking_face3.mp4", SHARED / "retalking_face4.mp4"),
+]
 
 
-def _frames(n: int) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(CLIP))
+def _frames(clip: Path, n: int) -> tuple[list[np.ndarray], float]:
+    cap = cv2.VideoCapture(str(clip))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
     out = [img for ok, img in itertools.takewhile(lambda r: r[0], (cap.read() for _ in range(n)))]
     cap.release()
-    return out
+    return out, float(fps)
 
 
 def _write_clip(frames: list[np.ndarray], path: Path, fps: float) -> None:
@@ -42,26 +51,31 @@ def _write_clip(frames: list[np.ndarray], path: Path, fps: float) -> None:
     writer.release()
 
 
-def live_run(jpegs: list[bytes], fps: float, workdir: Path, keep: set[int]) -> tuple[object, dict, float]:
-    os.environ["FACESWAP_LIVE_FACES_DIRS"] = str(FACES_B.parent)
+def live_run(
+    frames: list[np.ndarray] | list[bytes], fps: float, faces_b: Path, keep: set[int], raw: bool
+) -> tuple[object, dict, float]:
+    """One stream through an in-process server: (client stats, kept frames, process CPU per frame)."""
+    os.environ["FACESWAP_LIVE_FACES_DIRS"] = str(faces_b.parent)
     from services.common.pb.faceswap.v1 import live_pb2
     from services.common.server import start_server
     from services.live import client as lc
     from services.live.bank import bank_from_path
     from services.live.server import build_spec
 
-    bank_from_path(str(FACES_B), 150)  # built before the clock starts (streams reuse it)
+    bank_from_path(str(faces_b), 150)  # built before the clock starts (streams reuse it)
     server = start_server(build_spec(), port=0, host="127.0.0.1", metrics_port=0)
     kept: dict[int, np.ndarray] = {}
 
     def on_reply(msg: live_pb2.LiveFrame) -> None:
         if msg.sequence in keep and msg.image.data:
-            kept[msg.sequence] = lc.decode_reply(msg)
+            kept[msg.sequence] = np.array(lc.decode_reply(msg))
 
+    encoding = live_pb2.FRAME_ENCODING_RAW_BGR if raw else live_pb2.FRAME_ENCODING_JPEG
+    config = lc.config_message(str(faces_b), options=live_pb2.LiveOptions(output_encoding=encoding))
     channel, stub = lc.connect(f"127.0.0.1:{server.port}")
     try:
         cpu0 = time.process_time()
-        stats = lc.stream(stub, lc.config_message(str(FACES_B)), jpegs, fps, on_reply=on_reply, timeout=600)
+        stats = lc.stream(stub, config, frames, fps, on_reply=on_reply, timeout=600, raw=raw)
         cpu = (time.process_time() - cpu0) / max(1, stats.received)
     finally:
         channel.close()
@@ -70,13 +84,13 @@ def live_run(jpegs: list[bytes], fps: float, workdir: Path, keep: set[int]) -> t
 
 
 def batch_run(
-    frames: list[np.ndarray], fps: float, workdir: Path
+    frames: list[np.ndarray], fps: float, faces_b: Path, workdir: Path
 ) -> tuple[float, dict[int, np.ndarray], str]:
     clip = workdir / "clip.mp4"
     _write_clip(frames, clip, fps)
     out = workdir / "batch.mp4"
     cmd = [sys.executable, "-m", "services.cli", "convert", "-i", str(clip), "-o", str(out),
-           "--method", "retrieval", "--faces-b", str(FACES_B)]  # fmt: skip
+           "--method", "retrieval", "--faces-b", str(faces_b)]  # fmt: skip
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1500)
     seconds = time.perf_counter() - start
@@ -99,61 +113,107 @@ def _face_stats(image: np.ndarray, lm: np.ndarray) -> tuple[float, float]:
     return float(lap.var()), float(lab.mean())
 
 
-def run(quick: bool, workdir: Path) -> list[dict]:
+def _reads_as_b(image: np.ndarray, ref_a: np.ndarray, ref_b: np.ndarray) -> bool | None:
+    from faceswap.face.identity import face_embedding
     from services.live.bank import largest_face
-    from services.live.cli import contact_sheet
 
-    n = 24 if quick else 282
-    frames = _frames(n)
-    fps = 30.0
-    jpegs = [cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for f in frames]
+    lm = largest_face(image)
+    if lm is None:
+        return None
+    e = face_embedding(image, lm)
+    return bool(np.linalg.norm(e - ref_b) < np.linalg.norm(e - ref_a))
+
+
+def _reference(image: np.ndarray) -> np.ndarray | None:
+    from faceswap.face.identity import face_embedding
+    from services.live.bank import largest_face
+
+    lm = largest_face(image)
+    return None if lm is None else face_embedding(image, lm)
+
+
+def _pair(name: str, clip: Path, faces_b: Path, n: int, workdir: Path, raw_too: bool) -> list[dict]:
+    from services.live.bank import largest_face
+
+    frames, fps = _frames(clip, n)
     probe = sorted({1, *range(10, len(frames) + 1, max(1, len(frames) // 8))})
-    stats, live_frames, cpu = live_run(jpegs, fps, workdir, set(probe))
-    batch_fps, batch_frames, batch_error = batch_run(frames, fps, workdir)
-    note = f"{len(frames)} frames of {CLIP.name} at {fps:g} fps, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}"
+    note = (f"{len(frames)} frames of {clip.name} ({frames[0].shape[1]}x{frames[0].shape[0]}) at {fps:g} fps, "
+            f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")  # fmt: skip
+    stats, live_frames, cpu = live_run(frames, fps, faces_b, set(probe), raw=False)
+    (workdir / name).mkdir(parents=True, exist_ok=True)
+    batch_fps, batch_frames, batch_error = batch_run(frames, fps, faces_b, workdir / name)
+    p = f"live_{name}"
     rows = [
-        {"metric": "live_fps", "value": stats.fps, "unit": "frames/s", "baseline_name": "batch convert",
-         "baseline": batch_fps or None, "note": note, "error": batch_error},
-        {"metric": "live_latency_p50", "value": stats.percentile(50) * 1000, "unit": "ms"},
-        {"metric": "live_latency_p95", "value": stats.percentile(95) * 1000, "unit": "ms",
+        {"metric": f"{p}_fps", "value": stats.fps, "unit": "frames/s", "baseline_name": "batch convert",
+         "baseline": batch_fps or None, "note": note + f"; source {fps:g} fps (25 wanted)", "error": batch_error},
+        {"metric": f"{p}_latency_p50", "value": stats.percentile(50) * 1000, "unit": "ms"},
+        {"metric": f"{p}_latency_p95", "value": stats.percentile(95) * 1000, "unit": "ms",
          "baseline_name": "target", "baseline": 150.0},
-        {"metric": "live_dropped", "value": len(stats.dropped), "unit": "frames", "sent": stats.sent},
-        {"metric": "live_cpu_per_frame", "value": cpu * 1000, "unit": "ms CPU",
+        {"metric": f"{p}_dropped", "value": len(stats.dropped), "unit": "frames", "sent": stats.sent},
+        {"metric": f"{p}_cpu_per_frame", "value": cpu * 1000, "unit": "ms CPU",
          "note": "client + server process CPU per frame back (2 cores at 25 fps allow 80)"},
     ]  # fmt: skip
+    if raw_too:
+        rstats, _, rcpu = live_run(frames, fps, faces_b, set(), raw=True)
+        rows += [
+            {"metric": f"{p}_raw_fps", "value": rstats.fps, "unit": "frames/s", "baseline_name": "JPEG",
+             "baseline": stats.fps, "note": "raw BGR frames both ways"},
+            {"metric": f"{p}_raw_latency_p95", "value": rstats.percentile(95) * 1000, "unit": "ms"},
+            {"metric": f"{p}_raw_dropped", "value": len(rstats.dropped), "unit": "frames"},
+            {"metric": f"{p}_raw_cpu_per_frame", "value": rcpu * 1000, "unit": "ms CPU"},
+        ]  # fmt: skip
     for stage, seconds in stats.stage_means().items():
-        rows.append({"metric": f"live_stage_{stage}", "value": seconds * 1000, "unit": "ms"})
+        rows.append({"metric": f"{p}_stage_{stage}", "value": seconds * 1000, "unit": "ms"})
     both = [s for s in probe if s in live_frames and s in batch_frames]
+    ref_a = _reference(frames[0])
+    ref_b = _reference(_frames(faces_b, 1)[0][0])
+    sharp_live, sharp_batch, light_diff, as_b_live, as_b_batch = [], [], [], [], []
+    for s in both:
+        lm = largest_face(frames[s - 1])
+        if lm is None:
+            continue
+        sl, ll = _face_stats(live_frames[s], lm)
+        sb, lb = _face_stats(batch_frames[s], lm)
+        sharp_live.append(sl)
+        sharp_batch.append(sb)
+        light_diff.append(ll - lb)
+        if ref_a is not None and ref_b is not None:
+            as_b_live.append(_reads_as_b(live_frames[s], ref_a, ref_b))
+            as_b_batch.append(_reads_as_b(batch_frames[s], ref_a, ref_b))
+    if sharp_live:
+        rows.append({"metric": f"{p}_sharpness", "value": float(np.mean(sharp_live)), "unit": "lap var",
+                     "baseline_name": "batch (within 10 % wanted)", "baseline": float(np.mean(sharp_batch))})  # fmt: skip
+        rows.append({"metric": f"{p}_light_shift", "value": float(np.mean(light_diff)), "unit": "L*",
+                     "baseline_name": "batch (|x| <= 3 wanted)", "baseline": 0.0})  # fmt: skip
+    if as_b_live:
+        share = lambda v: float(np.mean([x is True for x in v]))  # noqa: E731
+        rows.append({"metric": f"{p}_reads_as_b", "value": share(as_b_live), "unit": "share of probed frames",
+                     "baseline_name": "batch", "baseline": share(as_b_batch)})  # fmt: skip
     if both:
-        sharp_live, sharp_batch, light_diff = [], [], []
-        for s in both:
-            lm = largest_face(frames[s - 1])
-            if lm is None:
-                continue
-            sl, ll = _face_stats(live_frames[s], lm)
-            sb, lb = _face_stats(batch_frames[s], lm)
-            sharp_live.append(sl)
-            sharp_batch.append(sb)
-            light_diff.append(ll - lb)
-        if sharp_live:
-            rows.append({"metric": "live_sharpness", "value": float(np.mean(sharp_live)), "unit": "lap var",
-                         "baseline_name": "batch", "baseline": float(np.mean(sharp_batch))})  # fmt: skip
-            rows.append({"metric": "live_light_shift", "value": float(np.mean(light_diff)), "unit": "L*",
-                         "baseline_name": "batch (|x| <= 3 wanted)", "baseline": None})  # fmt: skip
-        sheet = contact_sheet(
-            [frames[s - 1] for s in both[:4]],
-            [np.hstack([live_frames[s], batch_frames[s]]) for s in both[:4]],
-        )
-        cv2.imwrite(str(workdir / "live_sheet.png"), sheet)
-        # The faces at full resolution: input | live | batch.
-        x0, y0, x1, y1 = 520, 40, 1000, 520
+        x0, y0, x1, y1 = _face_box(frames[0])
         faces = [np.hstack([frames[s - 1][y0:y1, x0:x1], live_frames[s][y0:y1, x0:x1],
-                            batch_frames[s][y0:y1, x0:x1]]) for s in both[:3]]  # fmt: skip
-        cv2.imwrite(str(workdir / "live_faces.png"), np.vstack(faces))
-    elif live_frames:
-        sheet = contact_sheet([frames[s - 1] for s in sorted(live_frames)[:4]],
-                              [live_frames[s] for s in sorted(live_frames)[:4]])  # fmt: skip
-        cv2.imwrite(str(workdir / "live_sheet.png"), sheet)
+                            batch_frames[s][y0:y1, x0:x1]]) for s in both[:4]]  # fmt: skip
+        cv2.imwrite(str(workdir / f"{p}_faces.png"), np.vstack(faces))
+    return rows
+
+
+def _face_box(image: np.ndarray) -> tuple[int, int, int, int]:
+    from faceswap.composite.appearance import roi_box
+    from services.live.bank import largest_face
+
+    h, w = image.shape[:2]
+    lm = largest_face(image)
+    return (0, 0, w, h) if lm is None else roi_box(lm, w, h, 0.4)
+
+
+def run(quick: bool, workdir: Path) -> list[dict]:
+    rows: list[dict] = []
+    for i, (name, clip, faces_b) in enumerate(PAIRS):
+        if not (clip.exists() and faces_b.exists()):
+            continue
+        if quick and i:
+            break
+        rows += _pair(name, clip, faces_b, 60 if quick else 100_000, workdir, raw_too=i == 0)
     return rows
 
 
