@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from faceswap.errors import InvalidArgument
+from faceswap.media.frames import VideoWriter
 from services.common.pb.faceswap.v1 import live_pb2
 
 
@@ -84,22 +85,37 @@ def run(args: argparse.Namespace) -> int:
     is_camera = str(args.input).isdigit() or str(args.input).startswith("/dev/video")
     if args.frames:
         frames = itertools.islice(frames, args.frames)
-    writer: cv2.VideoWriter | None = None
+    writer: VideoWriter | None = None
+    last: list[np.ndarray] = []  # the last image written (repeated for dropped frames)
+
+    def write(image: np.ndarray, repeat: int = 0) -> None:
+        nonlocal writer
+        if writer is None:
+            h, w = image.shape[:2]
+            # ffmpeg in its own process (libx264 ultrafast: no encoding in this one), with the
+            # input's audio when it is a file.
+            audio = None if is_camera else args.input
+            writer = VideoWriter(args.output, fps, w, h, preset="ultrafast", crf=20, audio_from=audio).open()
+        for _ in range(repeat):
+            writer.write(last[0] if last else image)
+        writer.write(image)
+        last[:] = [image]
 
     def on_reply(msg: live_pb2.LiveFrame) -> None:
-        nonlocal writer
         if msg.HasField("error"):
             print(f"frame {msg.sequence}: {msg.error.message}", file=sys.stderr)
+        if not (args.output or args.preview):
             return
-        if not (args.output or args.preview) or not msg.image.data:
-            return
-        image = lc.decode_reply(msg)
+        image = lc.decode_reply(msg) if msg.image.data else None
         if args.output:
-            if writer is None:
-                h, w = image.shape[:2]
-                writer = cv2.VideoWriter(args.output, cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-            writer.write(image)
-        else:
+            # Frames dropped under load (and failed ones) are filled with the last image, so the
+            # video keeps the source's timing and stays in sync with its audio.
+            if image is None:
+                if last:
+                    write(last[0], len(msg.dropped))
+            else:
+                write(image, len(msg.dropped))
+        elif image is not None:
             cv2.imshow("faceswap live", image)
             cv2.waitKey(1)
 
@@ -107,11 +123,16 @@ def run(args: argparse.Namespace) -> int:
     raw = args.encoding == "raw"
     try:
         config = lc.config_message(faces_b or "", args.faces_b_prefix or "", _options(args, raw))
-        stats = lc.stream(stub, config, frames, None if is_camera else fps, on_reply=on_reply, raw=raw)
+        try:
+            stats = lc.stream(stub, config, frames, None if is_camera else fps, on_reply=on_reply, raw=raw)
+        except BaseException:
+            if writer is not None:
+                writer.abort()  # nothing half-written is left behind
+            raise
+        if writer is not None:
+            writer.close()
     finally:
         channel.close()
-        if writer is not None:
-            writer.release()
         if server is not None:
             server.stop(1)
     stages = stats.stage_means()

@@ -35,7 +35,7 @@ def test_live_cli_streams_a_video_and_writes_the_swapped_frames(tmp_path: Path, 
     cap = cv2.VideoCapture(str(out))
     written = [img for ok, img in iter(cap.read, (False, None)) if ok]
     cap.release()
-    assert len(written) == figures["frames_back"]
+    assert len(written) == 10  # dropped frames are filled in: the source's timing is kept
     assert written[0].shape == frames_a[0].shape
     diff = np.abs(written[0].astype(int) - frames_a[0]).max(axis=2)
     assert (diff > 40).sum() > 2000  # the face was swapped
