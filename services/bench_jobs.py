@@ -89,6 +89,7 @@ def _cut_clips(workdir: Path) -> tuple[Path, Path]:
 
 def in_process_job(workdir: Path, video_a: Path, video_b: Path) -> tuple[float, int]:
     """The same stages as a job, called directly on a LocalStore (no gRPC, no job store)."""
+    from faceswap.face.alignments import alignments_key
     from faceswap.face.extract import DetectOptions, extract_face_set
     from faceswap.media.store import encode_video, extract_frames
     from faceswap.storage import LocalStore
@@ -105,7 +106,7 @@ def in_process_job(workdir: Path, video_a: Path, video_b: Path) -> tuple[float, 
     extract_face_set(store, "j/b_frames", "j/faces_b", DetectOptions())
     train(store, "j/faces_a", "j/faces_b", "j/model", TrainOptions(preset="lite", steps=STEPS, batch_size=4))
     convert_frames(
-        store, "j/frames", a.alignments_key or "j/faces_a/alignments.json", "j/model", "j/converted"
+        store, "j/frames", a.alignments_key or alignments_key("j/faces_a"), "j/model", "j/converted"
     )
     encode_video(store, "j/converted", "j/output.mp4", audio_from_key="in/a.mp4")
     return time.perf_counter() - start, frames

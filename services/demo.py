@@ -25,6 +25,7 @@ import uuid
 from pathlib import Path
 
 from faceswap.model.checkpoint import BUILTIN_DIR
+from faceswap.model.layout import CHECKPOINT
 from faceswap.options.convert import METHODS, ConvertOptions
 
 # ---- tune the demo here ------------------------------------------------------------------------
@@ -60,7 +61,7 @@ def find_warm_start() -> Path | None:
     """The warm-start checkpoint file (checkpoint.pt preferred), or None."""
     if not WARMSTART_DIR.is_dir():
         return None
-    preferred = WARMSTART_DIR / "checkpoint.pt"
+    preferred = WARMSTART_DIR / CHECKPOINT
     if preferred.is_file():
         return preferred
     found = sorted(p for p in WARMSTART_DIR.glob("*.pt") if p.is_file())

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound, ServiceError
+from faceswap.jsonsafe import json_safe
 from faceswap.options import validate
 from services.common.logging import setup_logging
 
@@ -93,12 +94,6 @@ def build_options(cls: type, data: dict[str, Any]) -> Any:
     return validate(options)
 
 
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    return value
-
-
 def _progress_logger(stage: str, every: float = 10.0) -> Callable[..., None]:
     """A throttled progress log; takes train's TrainProgress or convert's (done, total)."""
     last = [0.0]
@@ -107,7 +102,7 @@ def _progress_logger(stage: str, every: float = 10.0) -> Callable[..., None]:
         now = time.monotonic()
         if now - last[0] >= every:
             last[0] = now
-            value = _plain(progress[0]) if len(progress) == 1 else list(progress)
+            value = json_safe(progress[0]) if len(progress) == 1 else list(progress)
             log.info("progress", extra={"stage": stage, "progress": value})
 
     return on_progress
@@ -144,7 +139,7 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
         on_progress=_progress_logger("train"),
         stop=stop,
     )
-    return {"stage": "train", "model": args.model, "stopped": stop.is_set(), "result": _plain(result)}
+    return {"stage": "train", "model": args.model, "stopped": stop.is_set(), "result": json_safe(result)}
 
 
 def run_convert(args: argparse.Namespace) -> dict[str, Any]:
@@ -167,7 +162,7 @@ def run_convert(args: argparse.Namespace) -> dict[str, Any]:
         on_progress=_progress_logger("convert"),
         faces_b=args.faces_b or "",
     )
-    return {"stage": "convert", "index": index, "start": start, "end": end, "result": _plain(summary)}
+    return {"stage": "convert", "index": index, "start": start, "end": end, "result": json_safe(summary)}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,13 +18,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 LIBRARY_FORBIDDEN = ("services", "grpc", "grpc_health", "grpc_reflection", "grpc_status", "prometheus_client")
 SHARED = ("common", "pb")
-# Edges still allowed, each with why; the test fails when one is no longer needed, so the list shrinks.
-ALLOWED = {
-    ("services.orchestrator.runner", "services.evaluate"): (
-        "the job's quality-report stage runs services.evaluate in process (evaluate has no service of "
-        "its own yet); the import is optional (skipped when evaluate is not installed)"
-    ),
-}
 
 
 def _modules() -> dict[str, Path]:
@@ -81,13 +74,6 @@ def _service(name: str) -> str | None:
     return parts[1]
 
 
-def _allowed(src: str, dst: str) -> str | None:
-    for a, b in ALLOWED:
-        if _under(src, a) and _under(dst, b):
-            return f"{a} -> {b}"
-    return None
-
-
 def test_library_imports_no_service_grpc_or_metrics() -> None:
     bad = [
         f"{src} imports {dst}"
@@ -111,7 +97,7 @@ def test_common_imports_no_service() -> None:
 
 
 def test_services_never_import_each_other() -> None:
-    bad, used = [], set()
+    bad = []
     for src, deps in GRAPH.items():
         mine = _service(src)
         if mine is None:
@@ -123,14 +109,8 @@ def test_services_never_import_each_other() -> None:
             if dst.count(".") == 1 and theirs is None and not _under(dst, "services.common"):
                 bad.append(f"{src} imports the entry point {dst}")
             elif theirs is not None and theirs != mine:
-                rule = _allowed(src, dst)
-                if rule:
-                    used.add(rule)
-                else:
-                    bad.append(f"{src} imports {dst}")
+                bad.append(f"{src} imports {dst}")
     assert not bad, "a service imports another (move the shared code into faceswap/):\n" + "\n".join(bad)
-    stale = {f"{a} -> {b}" for a, b in ALLOWED} - used
-    assert not stale, f"allowed imports no longer used, drop them from ALLOWED: {sorted(stale)}"
 
 
 def test_no_import_cycles() -> None:
@@ -176,5 +156,58 @@ def test_one_definition_of_each_shared_concept() -> None:
         ("TrainOptions", "faceswap.options.train"),
         ("DetectOptions", "faceswap.options.detect"),
         ("decode_image", "faceswap.face.images"),
+        ("json_safe", "faceswap.jsonsafe"),
+        ("read_frames", "faceswap.media.frames"),
     ):
         assert defs[concept] == [home], f"{concept} is defined in {defs[concept]}, expected only {home}"
+    copies = {name: where for name, where in defs.items() if name in ("_json_safe", "_jsonable", "_plain")}
+    assert not copies, f"JSON-safe helpers besides faceswap.jsonsafe.json_safe: {copies}"
+
+
+# The live service (services/live) reads a camera as well as files and is being reworked in a change
+# of its own; the checks below leave it out until it uses the library's reader and lists.
+NOT_YET = ("services.live",)
+
+
+def _strings(name: str) -> list[tuple[int, str]]:
+    return [
+        (node.lineno, node.value)
+        for node in ast.walk(ast.parse(MODULES[name].read_text()))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    ]
+
+
+def _checked(homes: tuple[str, ...]) -> list[str]:
+    return [n for n in MODULES if not any(_under(n, x) for x in (*homes, *NOT_YET))]
+
+
+def test_one_video_reader() -> None:
+    """Videos are read by faceswap.media (one ffmpeg pipe, rotation applied), never by cv2 elsewhere."""
+    bad = [
+        f"{name}:{node.lineno}"
+        for name in _checked(("faceswap.media",))
+        for node in ast.walk(ast.parse(MODULES[name].read_text()))
+        if isinstance(node, ast.Attribute) and node.attr == "VideoCapture"
+    ]
+    assert not bad, "cv2.VideoCapture outside faceswap/media (use faceswap.media.frames.read_frames):\n" + (
+        "\n".join(bad)
+    )
+
+
+def test_file_names_and_extensions_have_one_home() -> None:
+    """The face-set and model file names are spelled in faceswap.face.alignments / faceswap.model.layout
+    (ALIGNMENTS_NAME, alignments_key, CHECKPOINT, metadata_key ...), the media extensions in
+    faceswap.media (kinds: what is an image or a video; frames: which container takes which codec);
+    a string that is one of them, or a key ending in one, is a copy."""
+    rules = (
+        (("alignments.json",), ("faceswap.face.alignments",)),
+        (("checkpoint.pt", "checkpoint.json"), ("faceswap.model.layout",)),
+        ((".webp", ".m4v", ".mkv", ".bmp"), ("faceswap.media",)),
+    )
+    bad = []
+    for names, homes in rules:
+        for name in _checked(homes):
+            for line, text in _strings(name):
+                if text in names or any(text.endswith("/" + n) for n in names):
+                    bad.append(f"{name}:{line}: {text!r} (home: {homes[0]})")
+    assert not bad, "file names or extensions spelled outside their home:\n" + "\n".join(bad)

@@ -59,10 +59,19 @@ from typing import Any
 import numpy as np
 
 from faceswap.errors import InvalidArgument
+from faceswap.storage import join_key
 
 VERSION = 1
+# A face set under a prefix: {prefix}/alignments.json and the aligned crops {prefix}/faces/*.png.
+ALIGNMENTS_NAME = "alignments.json"
+FACES_DIR = "faces"
 STATUSES = ("ok", "no_face", "filtered", "unreadable")
 SOURCES = ("detected", "tracked", "interpolated")
+
+
+def alignments_key(prefix: str) -> str:
+    """The alignments file of the face set under ``prefix``."""
+    return join_key(prefix, ALIGNMENTS_NAME)
 
 
 @dataclass

@@ -32,7 +32,7 @@ import numpy as np
 
 from faceswap.errors import InvalidArgument
 from faceswap.face import events
-from faceswap.face.alignments import Alignments, FrameRecord
+from faceswap.face.alignments import ALIGNMENTS_NAME, FACES_DIR, Alignments, FrameRecord
 from faceswap.face.frame_worker import (
     FrameOptions,
     FrameResult,
@@ -45,18 +45,17 @@ from faceswap.face.frame_worker import (
 from faceswap.face.identity import reference_embedding
 from faceswap.face.images import decode_image
 from faceswap.face.recover import Recoverer
+from faceswap.media.frames import read_frames
+from faceswap.media.kinds import IMAGE_EXTENSIONS
 from faceswap.media.store import select_range
 from faceswap.options.detect import DetectOptions
 from faceswap.storage import ObjectInfo, ObjectStore, join_key, validate_prefix
 
 log = logging.getLogger("faceswap.detector")
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 # Auto scale in video: the first chunks (nothing seen yet) and then one chunk in every this many
 # frames start with a full-resolution detection, so a smaller face that enters later is found too.
 FULL_SCALE_EVERY = 90
-ALIGNMENTS_NAME = "alignments.json"
-FACES_DIR = "faces"
 
 
 def frame_options(
@@ -478,35 +477,9 @@ def extract_from_path(
         tasks = iter([FrameTask(0, input_path.name, str(input_path))])
         return run_extraction(tasks, options, out_store, "", False, on_progress)
     if input_path.is_file():
-        tasks = (FrameTask(i, f"{i:08d}", frame) for i, frame in read_video_frames(input_path))
+        tasks = (FrameTask(i, f"{i:08d}", frame) for i, frame in read_frames(str(input_path)))
         return run_extraction(tasks, options, out_store, "", True, on_progress)
     raise InvalidArgument(f"input {input_path} does not exist", field="input")
-
-
-def read_video_frames(path: Path) -> Iterator[tuple[int, np.ndarray]]:
-    """Decoded BGR frames of a video, through the media service's ffmpeg reader when available."""
-    try:
-        from faceswap.media.store import read_frames
-    except ImportError:
-        read_frames = None
-    if read_frames is not None:
-        yield from read_frames(str(path))
-        return
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise InvalidArgument(f"cannot open video {path}", field="input")
-    try:
-        index = 0
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            yield index, frame
-            index += 1
-    finally:
-        cap.release()
-    if index == 0:
-        raise InvalidArgument(f"video {path} has no decodable frames", field="input")
 
 
 def detect_images(

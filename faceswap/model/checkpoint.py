@@ -31,6 +31,17 @@ import torch
 from torch import nn
 
 from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound, ServiceError
+from faceswap.model.layout import (  # noqa: F401  (the names callers import from here too)
+    CHECKPOINT,
+    METADATA,
+    PREVIEW,
+    PREVIOUS,
+    PREVIOUS_METADATA,
+    checkpoint_key,
+    metadata_key,
+    preview_key,
+    previous_key,
+)
 from faceswap.model.network import FaceSwapModel, ModelConfig, build_model_from_config
 from faceswap.storage import ObjectStore, join_key
 
@@ -39,11 +50,6 @@ log = logging.getLogger("faceswap.trainer")
 FORMAT_FULL = "faceswap-trainer-checkpoint"
 FORMAT_WEIGHTS = "faceswap-trainer-weights"
 VERSION = 1
-CHECKPOINT = "checkpoint.pt"
-METADATA = "checkpoint.json"
-PREVIOUS = "checkpoint.prev.pt"
-PREVIOUS_METADATA = "checkpoint.prev.json"
-PREVIEW = "preview.png"
 
 
 @dataclass
@@ -86,22 +92,6 @@ class Checkpoint:
         }
 
 
-def checkpoint_key(model_prefix: str) -> str:
-    return join_key(model_prefix, CHECKPOINT)
-
-
-def metadata_key(model_prefix: str) -> str:
-    return join_key(model_prefix, METADATA)
-
-
-def previous_key(model_prefix: str) -> str:
-    return join_key(model_prefix, PREVIOUS)
-
-
-def preview_key(model_prefix: str) -> str:
-    return join_key(model_prefix, PREVIEW)
-
-
 def _parse(raw: Any, source: str) -> Checkpoint:
     if not isinstance(raw, dict) or raw.get("format") not in (FORMAT_FULL, FORMAT_WEIGHTS):
         raise FailedPrecondition(f"{source} is not a faceswap trainer checkpoint")
@@ -141,7 +131,7 @@ def read_checkpoint(store: ObjectStore, key: str) -> Checkpoint:
     if not store.exists(key):
         raise NotFound(f"checkpoint {key!r} not found")
     with tempfile.TemporaryDirectory(prefix="faceswap-ckpt-") as tmp:
-        path = Path(tmp) / "checkpoint.pt"
+        path = Path(tmp) / CHECKPOINT
         try:
             store.get_file(key, path)
         except NotFound:

@@ -17,7 +17,8 @@ import cv2
 import numpy as np
 import torch
 
-from faceswap.face.alignments import Alignments
+from faceswap.face.alignments import ALIGNMENTS_NAME, Alignments, alignments_key
+from faceswap.media.frames import read_frames
 from faceswap.options.convert import ConvertOptions
 from faceswap.storage import LocalStore, ObjectStore, join_key
 from services.converter.compose import crop_face, paste_face
@@ -29,19 +30,7 @@ CLIP_B = ROOT / "samples" / "liveportrait_d10.mp4"
 
 
 def _read_clip(frames: int, clip: Path = CLIP) -> list[np.ndarray]:
-    try:
-        from faceswap.media.store import read_frames
-
-        return [img for _, img in read_frames(clip, 0, frames)]
-    except Exception:  # no ffmpeg at all (e.g. a bare GPU box): OpenCV's own decoder
-        cap = cv2.VideoCapture(str(clip))
-        images = []
-        while len(images) < frames:
-            ok, img = cap.read()
-            if not ok:
-                break
-            images.append(img)
-        return images
+    return [img for _, img in read_frames(clip, 0, frames)]
 
 
 def _prepare(store: ObjectStore, frames: int, cache: Path) -> None:
@@ -59,7 +48,7 @@ def _prepare(store: ObjectStore, frames: int, cache: Path) -> None:
             rec.key = f"{rec.index:08d}.png"
         raw = Alignments(frames=records).dumps()
         cache.write_bytes(raw)
-    store.put_bytes("alignments.json", raw)
+    store.put_bytes(ALIGNMENTS_NAME, raw)
     _save_model(store, "model")
 
 
@@ -77,7 +66,7 @@ def naive_convert(store: ObjectStore, options: ConvertOptions, output_prefix: st
     """The baseline: everything serial, one face per model call. Returns frames/s."""
     model, config = load_model(store, "model", options, device)
     dev = next(model.parameters()).device
-    alignments = Alignments.loads(store.get_bytes("alignments.json"))
+    alignments = Alignments.loads(store.get_bytes(ALIGNMENTS_NAME))
     plan = build_plan(alignments, options, config["size"], config["coverage"])
     keys = sorted(store.list("frames"))
     start = time.perf_counter()
@@ -107,13 +96,13 @@ def run(quick: bool, workdir: Path) -> list[dict]:
     for blend in ("seamless",) if quick else ("seamless", "alpha"):
         options = ConvertOptions(blend=blend, method="autoencoder")
         # Warm up both paths (model load, first-call allocations) outside the timing.
-        convert_frames(store, "frames", "alignments.json", "model", "warm", options, end=4, device=device)
+        convert_frames(store, "frames", ALIGNMENTS_NAME, "model", "warm", options, end=4, device=device)
         # Best of two, interleaved: the shared CPU's load swings, and both paths see the same swings.
         naive, fast, summary = 0.0, 0.0, None
         for _ in range(2):
             naive = max(naive, naive_convert(store, options, "naive", device))
             run_summary = convert_frames(
-                store, "frames", "alignments.json", "model", "fast", options, device=device
+                store, "frames", ALIGNMENTS_NAME, "model", "fast", options, device=device
             )
             if run_summary.frames_per_second > fast:
                 fast, summary = run_summary.frames_per_second, run_summary
@@ -145,8 +134,8 @@ def _prepare_b(store: ObjectStore) -> str:
         rec.key = f"b_frames/{rec.index:08d}.png"
         store.put_bytes(rec.key, cv2.imencode(".png", img, PNG_PARAMS)[1].tobytes())
     alignments = Alignments(size=64, coverage=0.75, detector="hog", frames=records)
-    store.put_bytes("faces_b/alignments.json", alignments.dumps())
-    return "faces_b/alignments.json"
+    store.put_bytes(alignments_key("faces_b"), alignments.dumps())
+    return alignments_key("faces_b")
 
 
 def _retrieval_row(store: ObjectStore, frames: int, device: str) -> dict:
@@ -154,16 +143,14 @@ def _retrieval_row(store: ObjectStore, frames: int, device: str) -> dict:
     worker thread, both after the face bank is built (it is cached beside B's alignments)."""
     faces_b = _prepare_b(store)
     options = ConvertOptions(method="retrieval")
-    convert_frames(store, "frames", "alignments.json", "", "warm_r", options, end=2, faces_b=faces_b)
+    convert_frames(store, "frames", ALIGNMENTS_NAME, "", "warm_r", options, end=2, faces_b=faces_b)
     serial, fast, summary = 0.0, 0.0, None
     for _ in range(2):
         one = convert_frames(
-            store, "frames", "alignments.json", "", "serial_r", options, faces_b=faces_b, workers=1
+            store, "frames", ALIGNMENTS_NAME, "", "serial_r", options, faces_b=faces_b, workers=1
         )
         serial = max(serial, one.frames_per_second)
-        run_summary = convert_frames(
-            store, "frames", "alignments.json", "", "fast_r", options, faces_b=faces_b
-        )
+        run_summary = convert_frames(store, "frames", ALIGNMENTS_NAME, "", "fast_r", options, faces_b=faces_b)
         if run_summary.frames_per_second > fast:
             fast, summary = run_summary.frames_per_second, run_summary
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in sorted(summary.stage_seconds.items()))

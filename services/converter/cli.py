@@ -10,6 +10,7 @@ from pathlib import Path
 
 from faceswap.composite.face_bank import FaceBank
 from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound
+from faceswap.face.alignments import ALIGNMENTS_NAME
 from faceswap.options import add_arguments, from_args
 from faceswap.options.convert import METHODS, ConvertOptions
 from faceswap.storage import LocalStore
@@ -120,9 +121,9 @@ def _bank(path_arg: str) -> FaceBank:
             str(path),
         )
     store = LocalStore(path, "")
-    if (path / "alignments.json").is_file():
+    if (path / ALIGNMENTS_NAME).is_file():
         try:
-            return bank_from_alignments(store, "alignments.json")
+            return bank_from_alignments(store, ALIGNMENTS_NAME)
         except FailedPrecondition:
             pass  # alignments of a video's crops only: detect on the images instead
     items = list_dir_images(path)
@@ -183,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
     else:  # a frames folder
         frames_store = LocalStore(source, "")
-        align_path = Path(args.alignments) if args.alignments else source / "alignments.json"
+        align_path = Path(args.alignments) if args.alignments else source / ALIGNMENTS_NAME
         if not align_path.is_file():
             raise NotFound(
                 f"alignments {str(align_path)!r} not found: run `faceswap extract -i {source}` first "

@@ -15,16 +15,15 @@ import numpy as np
 from faceswap.composite.face_bank import FaceBank
 from faceswap.errors import FailedPrecondition, InvalidArgument
 from faceswap.face.alignments import Alignments
+from faceswap.media.kinds import is_video
 from faceswap.options.convert import ConvertOptions
 from faceswap.storage import ObjectStore
 from services.converter.pipeline import FrameTask
 from services.converter.swap import ConvertSummary, StoreSink, attach_sources, build_plan, run_engine
 
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v")
-
 
 def is_video_path(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+    return is_video(path)
 
 
 class VideoSink:

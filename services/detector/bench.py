@@ -22,9 +22,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from faceswap.face.alignments import alignments_key
 from faceswap.face.detect import box_iou, to_gray
 from faceswap.face.extract import DetectOptions, extract_face_set, get_pool, resolve_jobs
 from faceswap.face.models import get_model
+from faceswap.media.frames import read_frames
 from faceswap.storage import LocalStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,23 +51,8 @@ def _rss_mb(pids: list[int]) -> float:
 def write_frames(folder: Path, limit: int | None) -> int:
     """Decodes the sample clip into numbered PNGs, as the media service writes them."""
     folder.mkdir(parents=True, exist_ok=True)
-    try:
-        from faceswap.media.store import read_frames
-
-        frames = read_frames(str(CLIP), 0, limit)
-    except ImportError:
-        frames = None
     count = 0
-    if frames is None:
-        cap = cv2.VideoCapture(str(CLIP))
-        while limit is None or count < limit:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            cv2.imwrite(str(folder / f"{count:08d}.png"), frame)
-            count += 1
-        cap.release()
-        return count
+    frames = read_frames(str(CLIP), 0, limit)
     for index, frame in frames:
         cv2.imwrite(str(folder / f"{index:08d}.png"), frame)
         count += 1
@@ -234,7 +221,7 @@ def run(quick: bool, workdir: Path) -> list[dict]:
 def summary_frames(store: LocalStore, prefix: str = "faces"):  # type: ignore[no-untyped-def]
     from faceswap.face.alignments import Alignments
 
-    return Alignments.loads(store.get_bytes(f"{prefix}/alignments.json")).frames
+    return Alignments.loads(store.get_bytes(alignments_key(prefix))).frames
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ import resource
 import time
 from pathlib import Path
 
-from services.evaluate.core import build_b_set, evaluate
-from services.evaluate.faces import FaceAnalyzer
+from faceswap.evaluate.core import build_b_set, evaluate
+from faceswap.evaluate.faces import FaceAnalyzer
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "samples" / "liveportrait_s18.mp4"

@@ -60,7 +60,7 @@ def _parse_compare(items: list[str]) -> list[tuple[str, Path]]:
 
 
 def _print_checks(checks: list[dict], indent: str = "  ") -> None:
-    from services.evaluate.core import format_threshold, format_value
+    from faceswap.evaluate.core import format_threshold, format_value
 
     for check in checks:
         shown = format_value(check["value"], check.get("unit", ""))
@@ -69,14 +69,14 @@ def _print_checks(checks: list[dict], indent: str = "  ") -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from services.evaluate.core import evaluate, evaluate_many
-    from services.evaluate.report import (
+    from faceswap.evaluate.core import evaluate, evaluate_many
+    from faceswap.evaluate.report import (
         write_compare_json,
         write_compare_report,
         write_json,
         write_report,
     )
-    from services.evaluate.sheet import encode_png
+    from faceswap.evaluate.sheet import encode_png
 
     faces_b = args.faces_b[0] if len(args.faces_b) == 1 else args.faces_b
 

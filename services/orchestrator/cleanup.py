@@ -21,6 +21,7 @@ import time
 
 from prometheus_client import Counter
 
+from faceswap.face.alignments import alignments_key
 from faceswap.storage import ObjectStore, join_key
 from services.common.pb.faceswap.v1 import jobs_pb2
 from services.orchestrator.jobs import JobKeys
@@ -85,8 +86,8 @@ def cleanup_job(
                 keys.model + "/",
                 keys.loss_log,
                 join_key(keys.root, "report.json"),
-                join_key(keys.faces_a, "alignments.json"),
-                join_key(keys.faces_b, "alignments.json"),
+                alignments_key(keys.faces_a),
+                alignments_key(keys.faces_b),
             )
         else:
             keep = (keys.model + "/",)

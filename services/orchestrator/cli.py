@@ -18,13 +18,13 @@ from google.protobuf import json_format
 
 from faceswap.config import load_settings
 from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound
+from faceswap.media.kinds import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from faceswap.options.convert import METHODS
 from faceswap.options.detect import DETECTORS
 from faceswap.options.train import DEFAULT_STEPS, PRESET_NAMES
 from services.common.errors import from_rpc_error
 from services.common.pb.faceswap.v1 import jobs_pb2
 from services.orchestrator.client import JobClient, state_name
-from services.orchestrator.jobs import IMAGE_EXTS, VIDEO_EXTS
 from services.orchestrator.launcher import SERVICES, ServiceGroup, health_ok
 
 
@@ -154,13 +154,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 # ---- swap ----------------------------------------------------------------------------------------
 def _b_files(path: Path) -> list[Path]:
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
         if not files:
             raise InvalidArgument(
-                f"{path} holds no photos ({', '.join(sorted(IMAGE_EXTS))})", field="--faces-b"
+                f"{path} holds no photos ({', '.join(sorted(IMAGE_EXTENSIONS))})", field="--faces-b"
             )
         return files
-    if path.is_file() and path.suffix.lower() in VIDEO_EXTS | IMAGE_EXTS:
+    if path.is_file() and path.suffix.lower() in (*VIDEO_EXTENSIONS, *IMAGE_EXTENSIONS):
         return [path]
     if not path.exists():
         raise NotFound(f"--faces-b: {path} not found")

@@ -22,6 +22,8 @@ from typing import Any
 
 from faceswap.errors import InvalidArgument, NotFound, PermissionDenied, echo
 from faceswap.limits import check_count, check_image, check_train_steps, load_limits
+from faceswap.media.kinds import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from faceswap.model.layout import checkpoint_key
 from faceswap.options.convert import ConvertOptions
 from faceswap.options.detect import DetectOptions
 from faceswap.options.train import PRESET_NAMES, TrainOptions
@@ -60,9 +62,6 @@ STATE_TO_PROTO = {
     CANCELLED: jobs_pb2.JOB_STATE_CANCELLED,
 }
 PROTO_TO_STATE = {v: k for k, v in STATE_TO_PROTO.items()}
-
-IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
-VIDEO_EXTS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts"})
 
 
 def check_transition(old: str, new: str) -> None:
@@ -252,9 +251,9 @@ def validate_spec(spec: jobs_pb2.SwapJobSpec, store: ObjectStore) -> None:
     if not spec.HasField("video"):
         raise InvalidArgument("is required", field="spec.video")
     _check_ref(store, spec.video, "spec.video")
-    if extension(spec.video.key) not in VIDEO_EXTS:
+    if extension(spec.video.key) not in VIDEO_EXTENSIONS:
         raise InvalidArgument(
-            f"{spec.video.key!r} does not have a video extension ({', '.join(sorted(VIDEO_EXTS))})",
+            f"{spec.video.key!r} does not have a video extension ({', '.join(sorted(VIDEO_EXTENSIONS))})",
             field="spec.video.key",
         )
     opts = spec.options
@@ -268,10 +267,10 @@ def validate_spec(spec: jobs_pb2.SwapJobSpec, store: ObjectStore) -> None:
     for i, ref in enumerate(spec.faces_b):
         _check_ref(store, ref, f"spec.faces_b[{i}]")
         ext = extension(ref.key)
-        if ext in IMAGE_EXTS:
+        if ext in IMAGE_EXTENSIONS:
             kinds.add("image")
             _check_image(store, ref.key, f"spec.faces_b[{i}]")
-        elif ext in VIDEO_EXTS:
+        elif ext in VIDEO_EXTENSIONS:
             kinds.add("video")
         else:
             raise InvalidArgument(
@@ -281,7 +280,7 @@ def validate_spec(spec: jobs_pb2.SwapJobSpec, store: ObjectStore) -> None:
         raise InvalidArgument("give either photos or exactly one video of person B", field="spec.faces_b")
     for i, ref in enumerate(spec.reference_photos):
         _check_ref(store, ref, f"spec.reference_photos[{i}]")
-        if extension(ref.key) not in IMAGE_EXTS:
+        if extension(ref.key) not in IMAGE_EXTENSIONS:
             raise InvalidArgument(f"{ref.key!r} is not an image", field=f"spec.reference_photos[{i}].key")
         _check_image(store, ref.key, f"spec.reference_photos[{i}]")
 
@@ -301,7 +300,7 @@ def validate_spec(spec: jobs_pb2.SwapJobSpec, store: ObjectStore) -> None:
     _range(opts.output_crf, 0, 63, "spec.options.output_crf")
     if opts.model_prefix:
         prefix = validate_prefix(opts.model_prefix, field="spec.options.model_prefix")
-        if not store.exists(join_key(prefix, "checkpoint.pt")):
+        if not store.exists(checkpoint_key(prefix)):
             raise NotFound(f"spec.options.model_prefix: no checkpoint under {prefix!r}")
 
 

@@ -11,7 +11,6 @@ name is replaced). Jobs are owned by the chart's ConfigMap, so `helm uninstall` 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from typing import Any
@@ -19,6 +18,8 @@ from typing import Any
 import grpc
 
 from faceswap.errors import FailedPrecondition, Unavailable
+from faceswap.jsonsafe import json_safe
+from faceswap.model.layout import metadata_key
 from faceswap.options.convert import ConvertOptions
 from faceswap.options.train import TrainOptions
 from services.common.pb.faceswap.v1 import jobs_pb2
@@ -30,22 +31,14 @@ from services.orchestrator.runner import convert_options as convert_options_of
 log = logging.getLogger("faceswap.orchestrator.k8s_runner")
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
 def train_options(spec: jobs_pb2.SwapJobSpec, bucket: str) -> dict[str, Any]:
     """TrainOptions fields for the worker (`python -m services.k8s_worker train --options JSON`)."""
-    return _plain(dataclasses.asdict(TrainOptions.from_proto(spec.options.train, bucket)))
+    return json_safe(TrainOptions.from_proto(spec.options.train, bucket))
 
 
 def convert_options(spec: jobs_pb2.SwapJobSpec) -> dict[str, Any]:
     opts = spec.options.convert if spec.options.HasField("convert") else None
-    return _plain(ConvertOptions.from_proto(opts).to_dict())
+    return json_safe(ConvertOptions.from_proto(opts))
 
 
 def train_manifest(
@@ -161,7 +154,7 @@ class KubernetesJobRunner(JobRunner):
             return super().train(ctx, spec, keys)  # nothing to train: the base runner says why
         name = self._submit("train", train_manifest(ctx.job_id, spec, self.objects.bucket, self.k8s)).name
         total = int(spec.options.train.steps)
-        meta_key = f"{keys.model}/checkpoint.json"
+        meta_key = metadata_key(keys.model)
         seen = {"state": "", "poll": 0.0}
 
         def on_status(status: k8s_jobs.JobStatus) -> None:

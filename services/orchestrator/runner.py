@@ -24,7 +24,10 @@ from prometheus_client import Counter
 
 from faceswap.config import Settings, env, load_settings
 from faceswap.errors import ServiceError
+from faceswap.face.alignments import alignments_key
+from faceswap.jsonsafe import json_safe
 from faceswap.limits import check_video
+from faceswap.media.kinds import IMAGE_EXTENSIONS
 from faceswap.options.convert import ConvertOptions
 from faceswap.storage import ChecksumMismatch, ObjectStore, join_key
 from services.common.auth import call_metadata
@@ -43,7 +46,8 @@ from services.common.pb.faceswap.v1 import (
     trainer_pb2,
     trainer_pb2_grpc,
 )
-from services.orchestrator.jobs import IMAGE_EXTS, STAGES, JobKeys, extension
+from services.orchestrator import evaluate_metrics  # noqa: F401  (the evaluation's Prometheus sink)
+from services.orchestrator.jobs import STAGES, JobKeys, extension
 from services.orchestrator.settings import OrchestratorSettings, load_orchestrator_settings
 
 log = logging.getLogger("faceswap.orchestrator.runner")
@@ -396,7 +400,7 @@ class JobRunner:
             "has_audio": bool(resp.info.has_audio),
         }
         b_keys: list[str] = []
-        if len(spec.faces_b) == 1 and extension(spec.faces_b[0].key) not in IMAGE_EXTS:
+        if len(spec.faces_b) == 1 and extension(spec.faces_b[0].key) not in IMAGE_EXTENSIONS:
             b_video = keys.input_b_video(spec.faces_b[0].key)
             _copy_object(self.objects, spec.faces_b[0].key, b_video)
             info = self._call(
@@ -484,7 +488,7 @@ class JobRunner:
         )
         return {
             "prefix": output,
-            "alignments": resp.alignments.key or join_key(output, "alignments.json"),
+            "alignments": resp.alignments.key or alignments_key(output),
             "frames": int(resp.frames_total),
             "faces": int(resp.faces_total),
             "frames_without_face": int(resp.frames_without_face),
@@ -777,10 +781,10 @@ class JobRunner:
     def evaluate(self, ctx: Context, spec: jobs_pb2.SwapJobSpec, keys: JobKeys) -> dict[str, Any]:
         if spec.options.skip_evaluate:
             return {"skipped": True, "reason": "options.skip_evaluate"}
-        try:
-            from services.evaluate.job import evaluate_job
-        except ImportError:
-            return {"skipped": True, "reason": "services.evaluate is not installed"}
+        try:  # deferred: the evaluation needs dlib, which the job API itself does not
+            from faceswap.evaluate.job import evaluate_job
+        except ImportError as exc:
+            return {"skipped": True, "reason": f"the quality report cannot run here ({exc})"}
         media = ctx.outputs["media_extract"]
         b_inputs = media.get("b_inputs") or []
         if not b_inputs:
@@ -817,7 +821,7 @@ class JobRunner:
         return {
             "report": keys.report,
             "json": join_key(keys.root, "report.json"),
-            "summary": _jsonable(summary),
+            "summary": json_safe(summary),
         }
 
 
@@ -870,15 +874,3 @@ def _check_limits(stage: str, info: media_pb2.VideoInfo, what: str) -> None:
 def _budget_spent(status: trainer_pb2.TrainingStatus) -> bool:
     """The trainer stops a run whose max_seconds is spent: that run is done, not interrupted."""
     return "time budget" in status.message
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (str, int, bool)) or value is None:
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    return str(value)

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound, ServiceError
-from faceswap.face.alignments import Alignments
+from faceswap.face.alignments import Alignments, alignments_key
 from faceswap.storage import ObjectStore, join_key, validate_prefix
 
 log = logging.getLogger("faceswap.trainer")
@@ -101,7 +101,7 @@ def _decode(data: bytes, key: str) -> np.ndarray:
 
 
 def _load_alignments(store: ObjectStore, prefix: str) -> Alignments | None:
-    key = join_key(prefix, "alignments.json")
+    key = alignments_key(prefix)
     try:
         return Alignments.loads(store.get_bytes(key))
     except NotFound:

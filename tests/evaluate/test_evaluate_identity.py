@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from faceswap.errors import InvalidArgument, NotFound
-from services.evaluate import metrics as m
-from services.evaluate.core import BSet, build_b_set
-from services.evaluate.faces import FaceAnalyzer
-from services.evaluate.loss_log import load_loss_log
+from faceswap.evaluate import metrics as m
+from faceswap.evaluate.core import BSet, build_b_set
+from faceswap.evaluate.faces import FaceAnalyzer
+from faceswap.evaluate.loss_log import load_loss_log
 
 
 @pytest.fixture(scope="module")

@@ -20,12 +20,12 @@ import cv2
 import numpy as np
 import pytest
 
+from faceswap.evaluate import metrics as m
+from faceswap.evaluate.core import BSet, Comparison, build_b_set, evaluate, evaluate_many
+from faceswap.evaluate.faces import FaceAnalyzer, shape_to_array
+from faceswap.evaluate.report import COMPARE_SECTIONS, SECTIONS, render_compare_html, write_report
+from faceswap.evaluate.sheet import contact_sheet
 from services.cli import main as faceswap_main
-from services.evaluate import metrics as m
-from services.evaluate.core import BSet, Comparison, build_b_set, evaluate, evaluate_many
-from services.evaluate.faces import FaceAnalyzer, shape_to_array
-from services.evaluate.report import COMPARE_SECTIONS, SECTIONS, render_compare_html, write_report
-from services.evaluate.sheet import contact_sheet
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_A = ROOT / "samples" / "liveportrait_s18.mp4"

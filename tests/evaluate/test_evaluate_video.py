@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from faceswap.errors import InvalidArgument, NotFound
+from faceswap.evaluate.core import EvalResult, evaluate
+from faceswap.evaluate.job import evaluate_job
+from faceswap.evaluate.report import SECTIONS, render_html, write_json, write_report
 from services.cli import main as faceswap_main
-from services.evaluate.core import EvalResult, evaluate
-from services.evaluate.job import evaluate_job
-from services.evaluate.report import SECTIONS, render_html, write_json, write_report
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_A = ROOT / "samples" / "liveportrait_s18.mp4"
@@ -107,7 +107,7 @@ def test_shaken_copy_has_more_jitter(clips: dict[str, Path], self_result: EvalRe
 def test_report_renders_every_section(self_result: EvalResult, tmp_path: Path) -> None:
     log = tmp_path / "loss.csv"
     log.write_text("step,loss_a,loss_b\n" + "\n".join(f"{s},{1 / s:.4f},{1.5 / s:.4f}" for s in range(1, 50)))
-    from services.evaluate.loss_log import load_loss_log
+    from faceswap.evaluate.loss_log import load_loss_log
 
     self_result.loss = load_loss_log(log)
     write_report(self_result, tmp_path / "report.html")

@@ -20,9 +20,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from services.evaluate import metrics as m
-from services.evaluate import svg
-from services.evaluate.core import (
+from faceswap.evaluate import metrics as m
+from faceswap.evaluate import svg
+from faceswap.evaluate.core import (
     MOUTH_STILL_STD,
     UNSWAPPED_MAX_DIFF,
     Comparison,
@@ -31,8 +31,8 @@ from services.evaluate.core import (
     format_value,
     sheet_key_for,
 )
-from services.evaluate.faces import SAME_PERSON_DISTANCE
-from services.evaluate.sheet import encode_png
+from faceswap.evaluate.faces import SAME_PERSON_DISTANCE
+from faceswap.evaluate.sheet import encode_png
 
 SECTIONS = (
     "contact-sheet",

@@ -8,7 +8,7 @@ Public API (what the orchestrator and the CLI call):
 - ``evaluate_many(source_video, {name: swapped_video}, faces_b, ...) -> Comparison`` (several outputs
   of one source: B set and source analysis computed once)
 - ``evaluate_job(store, source_key, output_key, faces_b, report_key, json_key, loss_log_key=None, ...)``
-- ``EvalResult.to_dict()`` (the JSON report); ``services.evaluate.report`` renders the HTML.
+- ``EvalResult.to_dict()`` (the JSON report); ``faceswap.evaluate.report`` renders the HTML.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from prometheus_client import Counter, Gauge, Histogram
 
 from faceswap.errors import InvalidArgument
-from services.evaluate import metrics as m
-from services.evaluate.faces import SAME_PERSON_DISTANCE, FaceAnalyzer
-from services.evaluate.inputs import (
+from faceswap.evaluate import events
+from faceswap.evaluate import metrics as m
+from faceswap.evaluate.faces import SAME_PERSON_DISTANCE, FaceAnalyzer
+from faceswap.evaluate.inputs import (
     evenly_spaced,
     expand_face_set,
     open_video,
@@ -35,21 +35,11 @@ from services.evaluate.inputs import (
     read_image,
     sample_video_frames,
 )
-from services.evaluate.loss_log import Series, load_loss_log
-from services.evaluate.sheet import THUMB, comparison_sheet, contact_sheet, face_crop
+from faceswap.evaluate.loss_log import Series, load_loss_log
+from faceswap.evaluate.sheet import THUMB, comparison_sheet, contact_sheet, face_crop
+from faceswap.jsonsafe import json_safe
 
 log = logging.getLogger(__name__)
-
-EVAL_RUNS = Counter("faceswap_evaluate_runs_total", "Swap evaluations run", ["outcome"])
-EVAL_FRAMES = Counter("faceswap_evaluate_frames_total", "Frames scored by the evaluator")
-EVAL_SECONDS = Histogram(
-    "faceswap_evaluate_seconds",
-    "Wall time of one swap evaluation",
-    buckets=(1, 5, 10, 30, 60, 120, 300, 900),
-)
-EVAL_READ_AS_B = Gauge(
-    "faceswap_evaluate_identity_match_ratio", "Share of sampled faces that read as person B, last evaluation"
-)
 
 # Thresholds for ``passed`` ("required") and advisory targets. ``unit`` says how a value is shown:
 # share (0..1 shown as %), x (ratio), L* (CIELAB lightness), pp (percentage points), frames, r (Pearson).
@@ -202,7 +192,7 @@ class EvalResult:
             row = asdict(frame)
             row["gradient_ratio"] = frame.gradient_ratio
             frames.append(row)
-        return _json_safe(
+        return json_safe(
             {
                 "version": 1,
                 "source_video": self.source_video,
@@ -260,7 +250,7 @@ class Comparison:
         return {name: r.passed for name, r in self.results.items()}
 
     def to_dict(self) -> dict[str, Any]:
-        return _json_safe(
+        return json_safe(
             {
                 "version": 1,
                 "source_video": self.source_video,
@@ -295,19 +285,6 @@ COMPARED_FIGURES = (
     ("swapped_detected_share", "share", "swapped face found by the detector"),
     ("seconds", "s", "evaluation time"),
 )
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN/inf are not JSON: they become null."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        return _json_safe(value.item())
-    return value
 
 
 # --- the B set --------------------------------------------------------------------------------------
@@ -630,13 +607,10 @@ def evaluate(
     started = time.perf_counter()
     analyzer = analyzer or FaceAnalyzer.shared()
     loss = load_loss_log(loss_log) if loss_log else {}
-    src_cap, src_meta = open_video(source_video, "source")
-    try:
-        out_cap, out_meta = open_video(swapped_video, "output")
-    except Exception:
-        src_cap.release()
-        raise
+    src_meta = open_video(source_video, "source")
+    out_meta = open_video(swapped_video, "output")
     notes: list[str] = []
+    pairs = None
     try:
         b_started = time.perf_counter()
         b_set = faces_b if isinstance(faces_b, BSet) else build_b_set(analyzer, faces_b, b_max_faces)
@@ -662,7 +636,8 @@ def evaluate(
         crops: list[tuple[int, np.ndarray, np.ndarray]] = []
         track = _Track()
         size = (src_meta.width, src_meta.height)
-        for index, source, swapped in paired_frames(src_cap, out_cap, stride, size):
+        pairs = paired_frames(src_meta, out_meta, stride, size)
+        for index, source, swapped in pairs:
             if len(frames) >= max_frames or (end is not None and index >= end):
                 break
             frame = FrameMetrics(index=index, time_s=index / src_meta.fps)
@@ -670,17 +645,17 @@ def evaluate(
             if crop is not None:
                 crops.append((index, *crop))
             frames.append(frame)
-            EVAL_FRAMES.inc()
+            events.frame()
             if on_progress:
                 on_progress(len(frames), max(total, len(frames)))
     except Exception:
-        EVAL_RUNS.labels("error").inc()
+        events.run("error")
         raise
     finally:
-        src_cap.release()
-        out_cap.release()
+        if pairs is not None:
+            pairs.close()
     if not frames:
-        EVAL_RUNS.labels("error").inc()
+        events.run("error")
         raise InvalidArgument("no frames could be read from the videos", field="output")
 
     summary = _summarise(frames, track)
@@ -731,10 +706,12 @@ def evaluate(
         thumbnails=[crops[i] for i in evenly_spaced(len(crops), contact_frames)] if contact_frames else [],
         all_crops=crops,
     )
-    EVAL_RUNS.labels("passed" if result.passed else "failed").inc()
-    EVAL_SECONDS.observe(time.perf_counter() - started)
-    if not math.isnan(summary["read_as_b_share"]):
-        EVAL_READ_AS_B.set(summary["read_as_b_share"])
+    share = summary["read_as_b_share"]
+    events.run(
+        "passed" if result.passed else "failed",
+        time.perf_counter() - started,
+        None if math.isnan(share) else share,
+    )
     return result
 
 

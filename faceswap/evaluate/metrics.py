@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from services.evaluate.faces import SAME_PERSON_DISTANCE
+from faceswap.evaluate.faces import SAME_PERSON_DISTANCE
 
 RIGHT_EYE = slice(36, 42)
 LEFT_EYE = slice(42, 48)

@@ -1,7 +1,7 @@
 """Reading the evaluation inputs: two videos frame by frame in lockstep, and the B face set.
 
-Frames come from OpenCV's bundled FFmpeg (``cv2.VideoCapture``): the evaluator only reads, needs no
-exact timestamps, and stays usable when the media service is not installed.
+Frames come from the library's one video reader (``faceswap.media.frames.read_frames``: one ffmpeg
+pipe per video, rotation applied), photos from its one image decoder (``faceswap.face.images``).
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ import cv2
 import numpy as np
 
 from faceswap.errors import InvalidArgument, NotFound
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
-VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"}
+from faceswap.face.images import decode_image
+from faceswap.media.frames import read_frames
+from faceswap.media.kinds import is_image, is_video
+from faceswap.media.probe import VideoInfo, probe
 
 
 @dataclass(frozen=True)
@@ -27,54 +28,48 @@ class VideoMeta:
     frame_count: int
     width: int
     height: int
+    info: VideoInfo
 
 
-def open_video(path: str | Path, field: str) -> tuple[cv2.VideoCapture, VideoMeta]:
+def open_video(path: str | Path, field: str) -> VideoMeta:
     path = Path(path)
     if not path.is_file():
         raise NotFound(f"{field}: video {path} does not exist")
-    cap = cv2.VideoCapture(str(path))
-    ok, first = cap.read() if cap.isOpened() else (False, None)
-    if not ok or first is None:
-        cap.release()
-        raise InvalidArgument(f"{path} is not a readable video", field=field)
-    cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-    fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
-    meta = VideoMeta(
+    try:
+        info = probe(path, label=field)
+    except InvalidArgument:
+        raise InvalidArgument(f"{path} is not a readable video", field=field) from None
+    fps = float(info.fps or 0)
+    return VideoMeta(
         path=str(path),
-        fps=float(fps) if fps > 0 and math.isfinite(fps) else 25.0,
-        frame_count=int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0),
-        width=first.shape[1],
-        height=first.shape[0],
+        fps=fps if fps > 0 and math.isfinite(fps) else 25.0,
+        frame_count=int(info.frame_count or 0),
+        width=info.width,
+        height=info.height,
+        info=info,
     )
-    return cap, meta
 
 
 def paired_frames(
-    source: cv2.VideoCapture, swapped: cv2.VideoCapture, stride: int, size: tuple[int, int]
+    source: VideoMeta, swapped: VideoMeta, stride: int, size: tuple[int, int]
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """(index, source frame, swapped frame) for every ``stride``-th frame until either video ends.
-    Skipped frames are only grabbed (demuxed and decoded, not converted). A swapped frame of another
-    size is resized to the source's so face boxes line up."""
-    index = 0
-    while True:
-        if index % stride:
-            if not (source.grab() and swapped.grab()):
-                return
-        else:
-            ok_a, frame_a = source.read()
-            ok_b, frame_b = swapped.read()
-            if not (ok_a and ok_b):
-                return
+    """(index, source frame, swapped frame) for every ``stride``-th frame until either video ends
+    (the frames in between are dropped by the decoder before colour conversion). A swapped frame of
+    another size is resized to the source's so face boxes line up. Closing it stops both decoders."""
+    frames_a = read_frames(source.path, step=stride, info=source.info, label="source")
+    frames_b = read_frames(swapped.path, step=stride, info=swapped.info, label="output")
+    try:
+        for (index, frame_a), (_, frame_b) in zip(frames_a, frames_b, strict=False):
             if (frame_b.shape[1], frame_b.shape[0]) != size:
                 frame_b = cv2.resize(frame_b, size, interpolation=cv2.INTER_AREA)
             yield index, frame_a, frame_b
-        index += 1
+    finally:
+        frames_a.close()
+        frames_b.close()
 
 
 def read_image(path: Path) -> np.ndarray | None:
-    data = np.fromfile(str(path), dtype=np.uint8)
-    return cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    return decode_image(path.read_bytes())
 
 
 def expand_face_set(faces_b: str | Path | Sequence[str | Path]) -> tuple[list[Path], list[Path]]:
@@ -89,12 +84,12 @@ def expand_face_set(faces_b: str | Path | Sequence[str | Path]) -> tuple[list[Pa
         path = Path(item)
         if path.is_dir():
             for child in sorted(path.rglob("*")):
-                if child.suffix.lower() in IMAGE_SUFFIXES:
+                if is_image(child):
                     images.append(child)
-                elif child.suffix.lower() in VIDEO_SUFFIXES:
+                elif is_video(child):
                     videos.append(child)
         elif path.is_file():
-            (videos if path.suffix.lower() in VIDEO_SUFFIXES else images).append(path)
+            (videos if is_video(path) else images).append(path)
         else:
             raise NotFound(f"faces_b: {path} does not exist")
     if not images and not videos:
@@ -111,19 +106,15 @@ def evenly_spaced(count: int, limit: int) -> list[int]:
 
 def sample_video_frames(path: Path, limit: int) -> Iterator[tuple[str, np.ndarray]]:
     """Up to ``limit`` frames spread over a video, read sequentially (seeking is unreliable)."""
-    cap, meta = open_video(path, "faces_b")
+    meta = open_video(path, "faces_b")
+    wanted = set(evenly_spaced(max(meta.frame_count, 1), limit))
+    frames = read_frames(path, info=meta.info, label="faces_b")
     try:
-        wanted = set(evenly_spaced(max(meta.frame_count, 1), limit))
-        index = 0
-        while wanted:
+        for index, frame in frames:
             if index in wanted:
-                ok, frame = cap.read()
                 wanted.discard(index)
-                if not ok:
-                    return
                 yield f"{path.name}#{index}", frame
-            elif not cap.grab():
-                return
-            index += 1
+                if not wanted:
+                    return
     finally:
-        cap.release()
+        frames.close()

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from faceswap.errors import InvalidArgument, NotFound
+from faceswap.evaluate.core import EvalResult, evaluate, sheet_key_for
+from faceswap.evaluate.inputs import evenly_spaced
+from faceswap.evaluate.report import render_html, render_json
+from faceswap.evaluate.sheet import encode_png
+from faceswap.media.kinds import is_image, is_video
 from faceswap.storage import ObjectStore, validate_key, validate_prefix
-from services.evaluate.core import EvalResult, evaluate, sheet_key_for
-from services.evaluate.inputs import IMAGE_SUFFIXES, VIDEO_SUFFIXES, evenly_spaced
-from services.evaluate.report import render_html, render_json
-from services.evaluate.sheet import encode_png
 
 
 def evaluate_job(
@@ -37,8 +38,8 @@ def evaluate_job(
     sheet_key = validate_key(sheet_key or sheet_key_for(report_key))
     b_keys = _face_set_keys(store, faces_b)
     # Only download the B items that can be used: photos beyond ~2x the B-set size are never read.
-    images = [k for k in b_keys if Path(k).suffix.lower() in IMAGE_SUFFIXES]
-    videos = [k for k in b_keys if Path(k).suffix.lower() in VIDEO_SUFFIXES]
+    images = [k for k in b_keys if is_image(k)]
+    videos = [k for k in b_keys if is_video(k)]
     limit = 2 * int(options.get("b_max_faces", 20))
     b_keys = [images[i] for i in evenly_spaced(len(images), limit)] + videos
     with tempfile.TemporaryDirectory(prefix="faceswap-eval-") as tmp:
@@ -75,8 +76,7 @@ def _face_set_keys(store: ObjectStore, faces_b: str | Sequence[str]) -> list[str
         return [prefix]
     except NotFound:
         pass
-    suffixes = IMAGE_SUFFIXES | VIDEO_SUFFIXES
-    keys = [k for k in store.list(prefix) if Path(k).suffix.lower() in suffixes]
+    keys = [k for k in store.list(prefix) if is_image(k) or is_video(k)]
     if not keys:
         raise NotFound(f"faces_b: no images or videos under {prefix!r}")
     return keys
