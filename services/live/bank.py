@@ -19,15 +19,17 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from faceswap.composite.face_bank import FaceBank, bank_from_frames
 from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound
 from faceswap.face.detect import detect_faces, predict_landmarks, to_gray
+from faceswap.face.images import decode_image
+from faceswap.media.frames import read_frames
+from faceswap.media.kinds import IMAGE_EXTENSIONS, is_image
+from faceswap.media.probe import probe
 from faceswap.storage import ObjectStore
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 CACHE_SIZE = 4
 
 
@@ -57,24 +59,15 @@ def build_bank(frames: Iterator[tuple[int, np.ndarray]], source: str) -> FaceBan
 
 
 def video_frames(path: Path, max_faces: int) -> Iterator[tuple[int, np.ndarray]]:
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise InvalidArgument(f"cannot read {path.name} as a video", field="config.faces_b_path")
+    """Up to ``max_faces`` frames spread evenly over the video (the library's reader)."""
     try:
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or max_faces
-        step = max(1, math.ceil(count / max_faces))
-        number = 0
-        while True:
-            if number % step == 0:
-                ok, image = cap.read()
-                if not ok:
-                    break
-                yield number, image
-            elif not cap.grab():
-                break
-            number += 1
-    finally:
-        cap.release()
+        info = probe(path, label=path.name)
+    except InvalidArgument as exc:
+        raise InvalidArgument(
+            f"cannot read {path.name} as a video: {exc.message}", field="config.faces_b_path"
+        ) from None
+    step = max(1, math.ceil((info.frame_count or max_faces) / max_faces))
+    yield from read_frames(path, step=step, info=info, label=path.name)
 
 
 def _spread(items: list, most: int) -> list:
@@ -85,7 +78,7 @@ def _spread(items: list, most: int) -> list:
 
 def photo_frames(paths: list[Path], max_faces: int) -> Iterator[tuple[int, np.ndarray]]:
     for number, path in enumerate(_spread(paths, max_faces)):
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        image = decode_image(path.read_bytes())
         if image is not None:
             yield number, image
 
@@ -135,7 +128,7 @@ def bank_from_path(path: str, max_faces: int, roots: list[Path] | None = None) -
     if not resolved.exists():
         raise NotFound(f"B's face set {path} does not exist")
     if resolved.is_dir():
-        photos = sorted(p for p in resolved.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        photos = sorted(p for p in resolved.iterdir() if is_image(p) and p.is_file())
         if not photos:
             raise InvalidArgument(f"no photos ({', '.join(IMAGE_EXTENSIONS)}) in {path}", field=field)
         stamp = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in photos)
@@ -148,7 +141,7 @@ def bank_from_path(path: str, max_faces: int, roots: list[Path] | None = None) -
 
 def bank_from_store(store: ObjectStore, prefix: str, max_faces: int) -> tuple[FaceBank, bool]:
     """The bank of the photos / frames stored under ``prefix``."""
-    keys = sorted(k for k in store.list(prefix) if k.lower().endswith(IMAGE_EXTENSIONS))
+    keys = sorted(k for k in store.list(prefix) if is_image(k))
     if not keys:
         raise NotFound(f"no images under {prefix!r}")
     keys = _spread(keys, max_faces)
@@ -157,8 +150,7 @@ def bank_from_store(store: ObjectStore, prefix: str, max_faces: int) -> tuple[Fa
 
     def frames() -> Iterator[tuple[int, np.ndarray]]:
         for number, k in enumerate(keys):
-            data = np.frombuffer(store.get_bytes(k), np.uint8)
-            image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+            image = decode_image(store.get_bytes(k))
             if image is not None:
                 yield number, image
 

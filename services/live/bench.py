@@ -15,7 +15,6 @@ Writes live_<pair>_faces.png (input | live | batch face crops) in the work folde
 
 from __future__ import annotations
 
-import itertools
 import os
 import subprocess
 import sys
@@ -24,6 +23,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from faceswap.media.frames import read_frames
+from faceswap.media.probe import probe
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIP = ROOT / "samples" / "liveportrait_s18.mp4"
@@ -36,11 +38,9 @@ PAIRS = [
 
 
 def _frames(clip: Path, n: int) -> tuple[list[np.ndarray], float]:
-    cap = cv2.VideoCapture(str(clip))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-    out = [img for ok, img in itertools.takewhile(lambda r: r[0], (cap.read() for _ in range(n)))]
-    cap.release()
-    return out, float(fps)
+    info = probe(clip)
+    frames = [np.array(img) for _, img in read_frames(clip, end=min(n, info.frame_count), info=info)]
+    return frames, float(info.fps)
 
 
 def _write_clip(frames: list[np.ndarray], path: Path, fps: float) -> None:
@@ -96,9 +96,7 @@ def batch_run(
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         return 0.0, {}, (proc.stderr.strip().splitlines() or ["failed"])[-1][:200]
-    cap = cv2.VideoCapture(str(out))
-    images = {i + 1: img for i, (ok, img) in enumerate(iter(cap.read, (False, None))) if ok}
-    cap.release()
+    images = {number + 1: np.array(img) for number, img in read_frames(out)}
     return len(frames) / seconds, images, ""
 
 

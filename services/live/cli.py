@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from faceswap.errors import InvalidArgument
+from faceswap.media.camera import is_camera
 from faceswap.media.frames import VideoWriter
 from services.common.pb.faceswap.v1 import live_pb2
 
@@ -78,11 +79,8 @@ def run(args: argparse.Namespace) -> int:
             os.environ["FACESWAP_LIVE_FACES_DIRS"] = str(Path(faces_b).parent)
         server = start_server(build_spec(), port=0, host="127.0.0.1", metrics_port=0)
         address = f"127.0.0.1:{server.port}"
-    try:
-        frames, fps = lc.video_source(args.input)
-    except FileNotFoundError as exc:
-        raise InvalidArgument(str(exc), field="input") from exc
-    is_camera = str(args.input).isdigit() or str(args.input).startswith("/dev/video")
+    frames, fps = lc.video_source(args.input)
+    camera = is_camera(args.input)
     if args.frames:
         frames = itertools.islice(frames, args.frames)
     writer: VideoWriter | None = None
@@ -94,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
             h, w = image.shape[:2]
             # ffmpeg in its own process (libx264 ultrafast: no encoding in this one), with the
             # input's audio when it is a file.
-            audio = None if is_camera else args.input
+            audio = None if camera else args.input
             writer = VideoWriter(args.output, fps, w, h, preset="ultrafast", crf=20, audio_from=audio).open()
         for _ in range(repeat):
             writer.write(last[0] if last else image)
@@ -124,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = lc.config_message(faces_b or "", args.faces_b_prefix or "", _options(args, raw))
         try:
-            stats = lc.stream(stub, config, frames, None if is_camera else fps, on_reply=on_reply, raw=raw)
+            stats = lc.stream(stub, config, frames, None if camera else fps, on_reply=on_reply, raw=raw)
         except BaseException:
             if writer is not None:
                 writer.abort()  # nothing half-written is left behind

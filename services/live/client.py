@@ -17,8 +17,12 @@ import cv2
 import grpc
 import numpy as np
 
+from faceswap.media.camera import is_camera, open_camera
+from faceswap.media.frames import read_frames
+from faceswap.media.probe import probe
 from services.common.auth import call_metadata
 from services.common.client import make_channel
+from services.common.errors import from_rpc_error
 from services.common.pb.faceswap.v1 import live_pb2, live_pb2_grpc
 
 
@@ -106,27 +110,20 @@ def decode_reply(msg: live_pb2.LiveFrame) -> np.ndarray | None:
 
 
 def video_source(path: str | int, loop: bool = False) -> tuple[Iterator[np.ndarray], float]:
-    """Frames of a video file or a camera (an int or /dev/videoN) and its frame rate."""
-    device = path if isinstance(path, int) else (int(path) if str(path).isdigit() else None)
-    cap = cv2.VideoCapture(device if device is not None else str(path))
-    if not cap.isOpened():
-        raise FileNotFoundError(f"cannot open {path}")
-    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    """Frames of a video file (the library's ffmpeg reader; ``loop``: over and over) or a camera
+    (an index or /dev/videoN), and the frame rate."""
+    if is_camera(path):
+        return open_camera(path)
+    info = probe(str(path), label=str(path))
 
     def frames() -> Iterator[np.ndarray]:
-        try:
-            while True:
-                ok, image = cap.read()
-                if not ok:
-                    if loop and device is None:
-                        cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-                        continue
-                    return
+        while True:
+            for _number, image in read_frames(str(path), info=info, label=str(path)):
                 yield image
-        finally:
-            cap.release()
+            if not loop:
+                return
 
-    return frames(), float(fps)
+    return frames(), float(info.fps)
 
 
 def stream(
@@ -171,7 +168,7 @@ def stream(
 
     call = stub.Swap(requests(), timeout=timeout, metadata=call_metadata())
     try:
-        for msg in call:
+        for msg in _replies(call):
             now = time.perf_counter()
             if msg.HasField("ready"):
                 stats.ready = msg.ready
@@ -193,6 +190,14 @@ def stream(
     finally:
         ready.set()
     return stats
+
+
+def _replies(call: Iterator[live_pb2.LiveFrame]) -> Iterator[live_pb2.LiveFrame]:
+    """The reply stream; a status that ends it comes out as the library's error (a clear message)."""
+    try:
+        yield from call
+    except grpc.RpcError as exc:
+        raise from_rpc_error(exc) from None
 
 
 def connect(address: str) -> tuple[grpc.Channel, live_pb2_grpc.LiveServiceStub]:

@@ -39,3 +39,16 @@ def test_live_cli_streams_a_video_and_writes_the_swapped_frames(tmp_path: Path, 
     assert written[0].shape == frames_a[0].shape
     diff = np.abs(written[0].astype(int) - frames_a[0]).max(axis=2)
     assert (diff > 40).sum() > 2000  # the face was swapped
+
+
+def test_live_cli_bad_inputs_are_one_clear_line_not_a_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    for extra in (
+        ["--faces-b", str(bad), "--input", str(CLIP_B)],
+        ["--faces-b", str(CLIP_B), "--input", str(bad)],
+    ):
+        cmd = [sys.executable, "-m", "services.cli", "live", *extra, "--frames", "2", "--max-faces-b", "4"]
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, proc.stderr[-1500:]
+        assert "Traceback" not in proc.stderr and "bad.mp4" in proc.stderr
