@@ -4,8 +4,8 @@ against the batch converter on the same clip in the same run.
 Pairs: samples/liveportrait_s18.mp4 (1280x720, 30 fps) with B's face set samples/liveportrait_d10.mp4,
 and, where ../shared/data is on this machine, retalking_face3.mp4 (590x590, 25 fps) with
 retalking_face4.mp4. Live: an in-process LiveService on a loopback port; the client streams the
-clip at its real rate as ``faceswap live`` does (decoded frames JPEG-encoded by the client, JPEG
-replies), and for the first pair also as raw frames both ways. Client and server share this machine's
+clip at its real rate as ``faceswap live`` does (decoded frames JPEG-encoded by the client, the
+swapped region back as a JPEG patch), and for the first pair also as raw frames both ways. Client and server share this machine's
 cores. Baseline: ``faceswap convert --method retrieval`` (the batch path with the same appearance
 method: detection, whole-sequence choice, compose, encode) on the same frames, its frames/s over the
 whole command. Realism, live against batch on the frames both swapped: Laplacian sharpness and mean
@@ -66,16 +66,18 @@ def live_run(
     server = start_server(build_spec(), port=0, host="127.0.0.1", metrics_port=0)
     kept: dict[int, np.ndarray] = {}
 
-    def on_reply(msg: live_pb2.LiveFrame) -> None:
-        if msg.sequence in keep and msg.image.data:
-            kept[msg.sequence] = np.array(lc.decode_reply(msg))
+    def on_frame(msg: live_pb2.LiveFrame, image: np.ndarray | None) -> None:
+        if msg.sequence in keep and image is not None:
+            kept[msg.sequence] = np.array(image)
 
     encoding = live_pb2.FRAME_ENCODING_RAW_BGR if raw else live_pb2.FRAME_ENCODING_JPEG
-    config = lc.config_message(str(faces_b), options=live_pb2.LiveOptions(output_encoding=encoding))
+    # As faceswap live asks: only the swapped region comes back.
+    options = live_pb2.LiveOptions(output_encoding=encoding, reply_patch=True)
+    config = lc.config_message(str(faces_b), options=options)
     channel, stub = lc.connect(f"127.0.0.1:{server.port}")
     try:
         cpu0 = time.process_time()
-        stats = lc.stream(stub, config, frames, fps, on_reply=on_reply, timeout=600, raw=raw)
+        stats = lc.stream(stub, config, frames, fps, on_frame=on_frame, timeout=600, raw=raw)
         cpu = (time.process_time() - cpu0) / max(1, stats.received)
     finally:
         channel.close()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import queue
 import sys
+import threading
 from pathlib import Path
 
 import cv2
@@ -56,6 +58,7 @@ def _options(args: argparse.Namespace, raw: bool) -> live_pb2.LiveOptions:
         workers=args.workers,
         queue_size=args.queue_size,
         output_encoding=live_pb2.FRAME_ENCODING_RAW_BGR if raw else live_pb2.FRAME_ENCODING_JPEG,
+        reply_patch=True,  # the client has the frame: only the face comes back
     )
 
 
@@ -83,37 +86,14 @@ def run(args: argparse.Namespace) -> int:
     camera = is_camera(args.input)
     if args.frames:
         frames = itertools.islice(frames, args.frames)
-    writer: VideoWriter | None = None
-    last: list[np.ndarray] = []  # the last image written (repeated for dropped frames)
+    recorder = Recorder(args.output, fps, None if camera else args.input) if args.output else None
 
-    def write(image: np.ndarray, repeat: int = 0) -> None:
-        nonlocal writer
-        if writer is None:
-            h, w = image.shape[:2]
-            # ffmpeg in its own process (libx264 ultrafast: no encoding in this one), with the
-            # input's audio when it is a file.
-            audio = None if camera else args.input
-            writer = VideoWriter(args.output, fps, w, h, preset="ultrafast", crf=20, audio_from=audio).open()
-        for _ in range(repeat):
-            writer.write(last[0] if last else image)
-        writer.write(image)
-        last[:] = [image]
-
-    def on_reply(msg: live_pb2.LiveFrame) -> None:
+    def on_frame(msg: live_pb2.LiveFrame, image: np.ndarray | None) -> None:
         if msg.HasField("error"):
             print(f"frame {msg.sequence}: {msg.error.message}", file=sys.stderr)
-        if not (args.output or args.preview):
-            return
-        image = lc.decode_reply(msg) if msg.image.data else None
-        if args.output:
-            # Frames dropped under load (and failed ones) are filled with the last image, so the
-            # video keeps the source's timing and stays in sync with its audio.
-            if image is None:
-                if last:
-                    write(last[0], len(msg.dropped))
-            else:
-                write(image, len(msg.dropped))
-        elif image is not None:
+        if recorder is not None:
+            recorder.put(image, len(msg.dropped))
+        elif args.preview and image is not None:
             cv2.imshow("faceswap live", image)
             cv2.waitKey(1)
 
@@ -122,13 +102,20 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = lc.config_message(faces_b or "", args.faces_b_prefix or "", _options(args, raw))
         try:
-            stats = lc.stream(stub, config, frames, None if camera else fps, on_reply=on_reply, raw=raw)
+            stats = lc.stream(
+                stub,
+                config,
+                frames,
+                None if camera else fps,
+                raw=raw,
+                on_frame=on_frame if (args.output or args.preview) else None,
+            )
         except BaseException:
-            if writer is not None:
-                writer.abort()  # nothing half-written is left behind
+            if recorder is not None:
+                recorder.abort()  # nothing half-written is left behind
             raise
-        if writer is not None:
-            writer.close()
+        if recorder is not None:
+            recorder.close()
     finally:
         channel.close()
         if server is not None:
@@ -161,6 +148,63 @@ def run(args: argparse.Namespace) -> int:
         if args.output:
             print(f"wrote {args.output}")
     return 0 if stats.received and not stats.errors else 1
+
+
+class Recorder:
+    """Writes the swapped frames to a video in a thread of its own (a slow disk or encoder never
+    holds up the replies), with the input's audio. Frames dropped under load (and failed ones) are
+    filled with the last image, so the video keeps the source's timing and its audio sync."""
+
+    def __init__(self, path: str, fps: float, audio_from: str | None, depth: int = 32) -> None:
+        self.path, self.fps, self.audio_from = path, fps, audio_from
+        self.queue: queue.Queue[tuple[np.ndarray | None, int] | None] = queue.Queue(depth)
+        self.writer: VideoWriter | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="live-recorder", daemon=True)
+        self.thread.start()
+
+    def put(self, image: np.ndarray | None, dropped_before: int) -> None:
+        if self.error is None:
+            self.queue.put((image, dropped_before))
+
+    def _run(self) -> None:
+        last: np.ndarray | None = None
+        while (item := self.queue.get()) is not None:
+            image, repeat = item
+            if self.error is not None or (image is None and last is None):
+                continue
+            try:
+                if self.writer is None:
+                    h, w = (image if image is not None else last).shape[:2]
+                    # ffmpeg in its own process. MPEG-4 part 2 at q 3: ~8 ms of CPU per 720p frame
+                    # where libx264 ultrafast takes ~14 (the swap shares these cores).
+                    self.writer = VideoWriter(
+                        self.path, self.fps, w, h, codec="mpeg4", crf=None, preset=None,
+                        audio_from=self.audio_from, extra_args=["-q:v", "3"],
+                    ).open()  # fmt: skip
+                for _ in range(repeat):
+                    self.writer.write(last if last is not None else image)
+                last = image if image is not None else last
+                self.writer.write(last)
+            except BaseException as exc:  # raised again by close()
+                self.error = exc
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            if self.writer is not None:
+                self.writer.abort()
+            raise self.error
+        if self.writer is not None:
+            self.writer.close()
+
+    def abort(self) -> None:
+        self.error = self.error or RuntimeError("aborted")
+        self.queue.put(None)
+        self.thread.join(timeout=30)
+        if self.writer is not None:
+            self.writer.abort()
 
 
 def contact_sheet(inputs: list[np.ndarray], outputs: list[np.ndarray], width: int = 1200) -> np.ndarray:

@@ -100,6 +100,20 @@ def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
     return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()
 
 
+def full_image(msg: live_pb2.LiveFrame, original: np.ndarray | None) -> np.ndarray | None:
+    """The swapped frame of a reply: its patch pasted on a copy of the frame sent (``original``),
+    its whole image, or the frame sent when the reply carries no image (no face)."""
+    image = decode_reply(msg)
+    if not msg.HasField("patch"):
+        return original if image is None else image
+    if original is None or image is None:
+        return None
+    p = msg.patch
+    out = original.copy()
+    out[p.y : p.y + p.height, p.x : p.x + p.width] = image
+    return out
+
+
 def decode_reply(msg: live_pb2.LiveFrame) -> np.ndarray | None:
     img = msg.image
     if not img.data:
@@ -135,14 +149,17 @@ def stream(
     timeout: float | None = None,
     start_after_ready: bool = True,
     raw: bool = False,
+    on_frame: Callable[[live_pb2.LiveFrame, np.ndarray | None], None] | None = None,
 ) -> StreamStats:
     """Streams ``frames`` (JPEG bytes or BGR images) paced at ``fps`` (None: as fast as they come)
     and collects every reply. The first frame is sent once the server answered the config.
     ``raw``: BGR images go as raw pixels, not JPEG (on a loopback or a LAN the JPEG round trip
-    costs more CPU than the bytes cost to copy)."""
+    costs more CPU than the bytes cost to copy). ``on_frame(reply, swapped frame)``: the whole swapped
+    frame of every reply (a patch reply pasted on the frame sent, see ``full_image``)."""
     stats = StreamStats()
     ready = threading.Event()
     sent_at: dict[int, float] = {}
+    originals: dict[int, np.ndarray] = {}  # frames sent and not answered yet (for patch replies)
 
     def requests() -> Iterator[live_pb2.LiveFrame]:
         yield config
@@ -163,6 +180,8 @@ def stream(
                 now = time.perf_counter()
                 message = raw_frame(i + 1, frame, now)
             sent_at[i + 1] = now
+            if on_frame is not None and not isinstance(frame, bytes):
+                originals[i + 1] = frame
             stats.sent += 1
             yield message
 
@@ -187,6 +206,11 @@ def stream(
             stats.finished = now
             if on_reply is not None:
                 on_reply(msg)
+            if on_frame is not None:
+                for seq in msg.dropped:
+                    originals.pop(seq, None)
+                original = originals.pop(msg.sequence, None)
+                on_frame(msg, None if msg.HasField("error") else full_image(msg, original))
     finally:
         ready.set()
     return stats

@@ -65,6 +65,7 @@ class LiveSettings:
     smooth_min_cutoff: float = 3.0
     smooth_beta: float = 10.0
     smoothing: bool = True
+    reply_patch: bool = False  # replies carry only the swapped region (the client pastes it)
     max_faces_b: int = 150
     stall_timeout_s: float = 10.0
 
@@ -113,6 +114,7 @@ class OutFrame:
     error: tuple[grpc.StatusCode, str] | None = None
     dropped: list[int] = field(default_factory=list)
     face_swapped: bool = False
+    patch: tuple[int, int, int, int] | None = None  # x, y, width, height of a patch reply
 
 
 @dataclass
@@ -266,18 +268,26 @@ class LiveSession:
                 composed = ap.compose(roi, lm, box, prep.sources, bank.images, bank.index.landmarks)
                 timings["compose"] = time.perf_counter() - t0
                 t0 = time.perf_counter()
-                image = image.copy()
-                image[y0:y1, x0:x1] = alpha_blend(composed.face, roi, composed.alpha)
+                blended = alpha_blend(composed.face, roi, composed.alpha)
+                if not self.settings.reply_patch:
+                    image = image.copy()
+                    image[y0:y1, x0:x1] = blended
                 timings["blend"] = time.perf_counter() - t0
                 swapped = True
         t0 = time.perf_counter()
         out = OutFrame(prep.frame.sequence, prep.frame.capture_time, face_swapped=swapped)
-        out.height, out.width = image.shape[:2]
-        if self.settings.output_encoding == RAW:
-            out.encoding, out.data = RAW, np.ascontiguousarray(image).tobytes()
-        else:
-            params = [cv2.IMWRITE_JPEG_QUALITY, self.settings.jpeg_quality]
-            out.data = cv2.imencode(".jpg", image, params)[1].tobytes()
+        if self.settings.reply_patch:
+            # Only the swapped region goes back (nothing when no face was swapped).
+            image = blended if swapped else None
+            if swapped:
+                out.patch = (x0, y0, x1 - x0, y1 - y0)
+        if image is not None:
+            out.height, out.width = image.shape[:2]
+            if self.settings.output_encoding == RAW:
+                out.encoding, out.data = RAW, np.ascontiguousarray(image).tobytes()
+            else:
+                params = [cv2.IMWRITE_JPEG_QUALITY, self.settings.jpeg_quality]
+                out.data = cv2.imencode(".jpg", image, params)[1].tobytes()
         timings["encode"] = time.perf_counter() - t0
         out.stage_seconds = timings
         return out

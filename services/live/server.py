@@ -58,6 +58,7 @@ def settings_from_pb(options: live_pb2.LiveOptions) -> LiveSettings:
         **pick,
         output_encoding=_ENCODINGS.get(options.output_encoding, JPEG),
         smoothing=not options.smoothing_disabled,
+        reply_patch=options.reply_patch,
     )
 
 
@@ -86,11 +87,14 @@ def frame_to_pb(out: OutFrame) -> live_pb2.LiveFrame:
         msg.error.CopyFrom(
             common_pb2.ErrorStatus(code=code.value[0], message=message, where=f"frame {out.sequence}")
         )
-    else:
+    elif out.data:
         encoding = live_pb2.FRAME_ENCODING_RAW_BGR if out.encoding == RAW else live_pb2.FRAME_ENCODING_JPEG
         msg.image.CopyFrom(
             live_pb2.LiveImage(encoding=encoding, data=out.data, width=out.width, height=out.height)
         )
+        if out.patch is not None:
+            x, y, w, h = out.patch
+            msg.patch.CopyFrom(live_pb2.PatchBox(x=x, y=y, width=w, height=h))
     return msg
 
 

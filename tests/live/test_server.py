@@ -204,3 +204,22 @@ def test_a_client_that_stops_reading_is_ended_after_the_stall_timeout(server, st
         for _ in call:
             pass
     assert err.value.code() == grpc.StatusCode.CANCELLED
+
+
+def test_patch_replies_carry_only_the_face_and_rebuild_the_frame(stub, frames_a) -> None:
+    frames: list[tuple[live_pb2.LiveFrame, np.ndarray | None]] = []
+    config = _config(queue_size=64, reply_patch=True)
+    stats = lc.stream(
+        stub, config, frames_a[:5], None, timeout=120, on_frame=lambda m, i: frames.append((m, i))
+    )
+    assert stats.sequences == list(range(1, 6)) and stats.swapped == 5 and not stats.errors
+    msg, image = frames[0]
+    p = msg.patch
+    assert 0 < p.width * p.height < frames_a[0].shape[0] * frames_a[0].shape[1] / 2  # only the face
+    assert (msg.image.width, msg.image.height) == (p.width, p.height)
+    assert image.shape == frames_a[0].shape
+    outside = np.ones(frames_a[0].shape[:2], bool)
+    outside[p.y : p.y + p.height, p.x : p.x + p.width] = False
+    assert np.array_equal(image[outside], frames_a[0][outside])  # never re-compressed
+    diff = np.abs(image.astype(int) - frames_a[0]).max(axis=2)
+    assert (diff > 30).sum() > 2000  # the face was swapped

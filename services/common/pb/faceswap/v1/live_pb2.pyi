@@ -30,7 +30,7 @@ class LiveImage(_message.Message):
     def __init__(self, encoding: _Optional[_Union[FrameEncoding, str]] = ..., data: _Optional[bytes] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
 
 class LiveOptions(_message.Message):
-    __slots__ = ("detect_max_side", "detect_interval", "queue_size", "workers", "output_encoding", "jpeg_quality", "switch_margin", "hold_frames", "crossfade_frames", "smooth_min_cutoff", "smooth_beta", "smoothing_disabled", "max_faces_b", "stall_timeout_s")
+    __slots__ = ("detect_max_side", "detect_interval", "queue_size", "workers", "output_encoding", "jpeg_quality", "switch_margin", "hold_frames", "crossfade_frames", "smooth_min_cutoff", "smooth_beta", "smoothing_disabled", "max_faces_b", "stall_timeout_s", "reply_patch")
     DETECT_MAX_SIDE_FIELD_NUMBER: _ClassVar[int]
     DETECT_INTERVAL_FIELD_NUMBER: _ClassVar[int]
     QUEUE_SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -45,6 +45,7 @@ class LiveOptions(_message.Message):
     SMOOTHING_DISABLED_FIELD_NUMBER: _ClassVar[int]
     MAX_FACES_B_FIELD_NUMBER: _ClassVar[int]
     STALL_TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    REPLY_PATCH_FIELD_NUMBER: _ClassVar[int]
     detect_max_side: int
     detect_interval: int
     queue_size: int
@@ -59,7 +60,20 @@ class LiveOptions(_message.Message):
     smoothing_disabled: bool
     max_faces_b: int
     stall_timeout_s: float
-    def __init__(self, detect_max_side: _Optional[int] = ..., detect_interval: _Optional[int] = ..., queue_size: _Optional[int] = ..., workers: _Optional[int] = ..., output_encoding: _Optional[_Union[FrameEncoding, str]] = ..., jpeg_quality: _Optional[int] = ..., switch_margin: _Optional[float] = ..., hold_frames: _Optional[int] = ..., crossfade_frames: _Optional[int] = ..., smooth_min_cutoff: _Optional[float] = ..., smooth_beta: _Optional[float] = ..., smoothing_disabled: _Optional[bool] = ..., max_faces_b: _Optional[int] = ..., stall_timeout_s: _Optional[float] = ...) -> None: ...
+    reply_patch: bool
+    def __init__(self, detect_max_side: _Optional[int] = ..., detect_interval: _Optional[int] = ..., queue_size: _Optional[int] = ..., workers: _Optional[int] = ..., output_encoding: _Optional[_Union[FrameEncoding, str]] = ..., jpeg_quality: _Optional[int] = ..., switch_margin: _Optional[float] = ..., hold_frames: _Optional[int] = ..., crossfade_frames: _Optional[int] = ..., smooth_min_cutoff: _Optional[float] = ..., smooth_beta: _Optional[float] = ..., smoothing_disabled: _Optional[bool] = ..., max_faces_b: _Optional[int] = ..., stall_timeout_s: _Optional[float] = ..., reply_patch: _Optional[bool] = ...) -> None: ...
+
+class PatchBox(_message.Message):
+    __slots__ = ("x", "y", "width", "height")
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    x: int
+    y: int
+    width: int
+    height: int
+    def __init__(self, x: _Optional[int] = ..., y: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
 
 class LiveConfig(_message.Message):
     __slots__ = ("faces_b_path", "faces_b_prefix", "options")
@@ -86,7 +100,7 @@ class LiveReady(_message.Message):
     def __init__(self, faces_b: _Optional[int] = ..., bank_seconds: _Optional[float] = ..., bank_cached: _Optional[bool] = ..., workers: _Optional[int] = ..., queue_size: _Optional[int] = ...) -> None: ...
 
 class LiveFrame(_message.Message):
-    __slots__ = ("config", "sequence", "capture_time", "image", "stage_seconds", "error", "dropped", "face_swapped", "ready")
+    __slots__ = ("config", "sequence", "capture_time", "image", "stage_seconds", "error", "dropped", "face_swapped", "ready", "patch")
     class StageSecondsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -103,6 +117,7 @@ class LiveFrame(_message.Message):
     DROPPED_FIELD_NUMBER: _ClassVar[int]
     FACE_SWAPPED_FIELD_NUMBER: _ClassVar[int]
     READY_FIELD_NUMBER: _ClassVar[int]
+    PATCH_FIELD_NUMBER: _ClassVar[int]
     config: LiveConfig
     sequence: int
     capture_time: float
@@ -112,4 +127,5 @@ class LiveFrame(_message.Message):
     dropped: _containers.RepeatedScalarFieldContainer[int]
     face_swapped: bool
     ready: LiveReady
-    def __init__(self, config: _Optional[_Union[LiveConfig, _Mapping]] = ..., sequence: _Optional[int] = ..., capture_time: _Optional[float] = ..., image: _Optional[_Union[LiveImage, _Mapping]] = ..., stage_seconds: _Optional[_Mapping[str, float]] = ..., error: _Optional[_Union[_common_pb2.ErrorStatus, _Mapping]] = ..., dropped: _Optional[_Iterable[int]] = ..., face_swapped: _Optional[bool] = ..., ready: _Optional[_Union[LiveReady, _Mapping]] = ...) -> None: ...
+    patch: PatchBox
+    def __init__(self, config: _Optional[_Union[LiveConfig, _Mapping]] = ..., sequence: _Optional[int] = ..., capture_time: _Optional[float] = ..., image: _Optional[_Union[LiveImage, _Mapping]] = ..., stage_seconds: _Optional[_Mapping[str, float]] = ..., error: _Optional[_Union[_common_pb2.ErrorStatus, _Mapping]] = ..., dropped: _Optional[_Iterable[int]] = ..., face_swapped: _Optional[bool] = ..., ready: _Optional[_Union[LiveReady, _Mapping]] = ..., patch: _Optional[_Union[PatchBox, _Mapping]] = ...) -> None: ...
