@@ -382,16 +382,21 @@ class TpsBasis:
         kernel = _tps_kernel(_sqdist(grid, d.astype(np.float32)))
         self.basis = np.hstack([kernel, np.ones((len(grid), 1), np.float32), grid])
 
-    def sample_map(self, src: np.ndarray) -> np.ndarray:
-        """For every ROI pixel (dst space), where to sample in src space (h x w x 2 float32);
-        ``src``: where the destination points (without the border) are in the source."""
+    def sample_map(self, src: np.ndarray, window: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        """For every ROI pixel (dst space), where to sample in src space (h x w x 2 float32), or
+        only for ``window`` (x0, y0, x1, y1); ``src``: where the destination points (without the
+        border) are in the source."""
         rhs = np.zeros((self.n + 3, 2))
         rhs[: self.n] = (
             np.concatenate([np.asarray(src, np.float64), _border_points(self.w, self.h)]) / self.scale
         )
         coef = (self.inverse @ rhs * self.scale).astype(np.float32)
         coarse = (self.basis @ coef).reshape(*self.grid_shape, 2)
-        return cv2.resize(coarse, (self.w, self.h), interpolation=cv2.INTER_LINEAR)
+        full = cv2.resize(coarse, (self.w, self.h), interpolation=cv2.INTER_LINEAR)
+        if window is None:
+            return full
+        x0, y0, x1, y1 = window  # (a warpAffine of the window alone is no faster and less exact)
+        return full[y0:y1, x0:x1]
 
 
 def bend(
@@ -604,7 +609,7 @@ def plan_sources(
 # -- composing one face --------------------------------------------------------------------------
 @dataclass
 class Composed:
-    face: np.ndarray  # float32 BGR, ROI-sized
+    face: np.ndarray  # uint8 BGR, ROI-sized
     alpha: np.ndarray  # float32 0..1, ROI-sized
 
 
@@ -619,6 +624,13 @@ _LAB8_IN = np.hstack([np.diag(_LAB8_SCALE), _LAB8_SHIFT[:, None]]).astype(np.flo
 _LAB8_OUT = np.hstack([np.diag(1 / _LAB8_SCALE), -(_LAB8_SHIFT / _LAB8_SCALE)[:, None]]).astype(np.float32)
 
 
+def warm_up() -> None:
+    """OpenCV builds its 8-bit L*a*b* tables on first use (~90 ms): a live stream calls this before
+    its first frame so that frame is not late."""
+    lab = cv2.cvtColor(np.zeros((1, 1, 3), np.uint8), cv2.COLOR_BGR2LAB)
+    cv2.cvtColor(lab, cv2.COLOR_LAB2BGR)
+
+
 def _to_u8(image: np.ndarray) -> np.ndarray:
     """Rounded and saturated to uint8 (negative values are clipped first: convertScaleAbs takes |x|)."""
     if image.dtype == np.uint8:
@@ -629,11 +641,6 @@ def _to_u8(image: np.ndarray) -> np.ndarray:
 def _to_lab(image: np.ndarray) -> np.ndarray:
     """BGR (uint8, or float 0..255) to float32 L*a*b* (L* 0..100)."""
     return cv2.transform(cv2.cvtColor(_to_u8(image), cv2.COLOR_BGR2LAB).astype(np.float32), _LAB8_IN)
-
-
-def _from_lab(lab: np.ndarray) -> np.ndarray:
-    """float32 L*a*b* to float32 BGR 0..255."""
-    return cv2.cvtColor(_to_u8(cv2.transform(lab, _LAB8_OUT)), cv2.COLOR_LAB2BGR).astype(np.float32)
 
 
 def _part_mask(lm: np.ndarray, part: str, shape: tuple[int, int], grow: float) -> np.ndarray:
@@ -648,35 +655,35 @@ def _part_mask(lm: np.ndarray, part: str, shape: tuple[int, int], grow: float) -
     return cv2.GaussianBlur(m.astype(np.float32) / 255.0, (0, 0), max(1.0, 0.08 * iod))
 
 
-def _highlight_shoulder(lightness: np.ndarray, source: np.ndarray, skin: np.ndarray) -> np.ndarray:
-    """Rolls B's highlights off below the brightest skin of A's face (B's shine under B's light
-    would otherwise clip where A's face does not): a smooth shoulder above a knee 6 L* lower."""
-    if not skin.any():
-        return lightness
-    top = float(np.percentile(source[skin], 99.5)) + 1.0
-    knee = top - 6.0
-    over = lightness > knee
-    if not over.any():
-        return lightness
-    out = lightness.copy()
+def _shoulder_lut(top: float, knee: float) -> np.ndarray:
+    """A 256-entry tone curve (uint8): unchanged up to ``knee``, then rolled off smoothly towards
+    ``top`` (knee + span * tanh((x - knee) / span)), in the table's own units."""
+    x = np.arange(256, dtype=np.float64)
     span = max(top - knee, 1e-3)
-    out[over] = knee + span * np.tanh((lightness[over] - knee) / span)
-    return out
+    y = np.where(x > knee, knee + span * np.tanh((x - knee) / span), x)
+    return np.clip(np.rint(y), 0, 255).astype(np.uint8)
 
 
-def _channel_shoulder(face: np.ndarray, source: np.ndarray, skin: np.ndarray) -> np.ndarray:
-    """Each BGR channel rolled off below the source skin's own top (A's warm light on B's detail can
-    push the red channel into 255 where A's face stays below it)."""
+def _finish_lab(out: np.ndarray, la: np.ndarray, frame_s: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """float32 L*a*b* -> uint8 BGR with two shoulders, as 8-bit tone curves (cv2.LUT):
+
+    - B's highlights rolled off below the brightest skin of A's face (B's shine under B's light
+      would otherwise clip where A's face does not): a shoulder above a knee 6 L* lower;
+    - then each BGR channel below the source skin's own top (A's warm light on B's detail can
+      push the red channel into 255 where A's face stays below it): a knee 15 levels lower.
+    ``la``/``frame_s``: A's ROI at the reduced scale (L*a*b* float, BGR uint8); ``skin`` there."""
+    lab8 = _to_u8(cv2.transform(out, _LAB8_OUT))
     if not skin.any():
-        return face
-    planes = list(cv2.split(face))  # contiguous planes: boolean indexing on a strided channel is slow
-    for c, (ch, src) in enumerate(zip(planes, cv2.split(source), strict=True)):
-        top = min(254.0, float(np.percentile(src[skin], 99.5)) + 2.0)
-        knee = top - 15.0
-        over = ch > knee
-        if over.any():
-            planes[c][over] = knee + (top - knee) * np.tanh((ch[over] - knee) / (top - knee))
-    return cv2.merge(planes)
+        return cv2.cvtColor(lab8, cv2.COLOR_LAB2BGR)
+    top = float(np.percentile(cv2.split(la)[0][skin], 99.5)) + 1.0
+    planes = list(cv2.split(lab8))
+    planes[0] = cv2.LUT(planes[0], _shoulder_lut(top * 2.55, (top - 6.0) * 2.55))
+    face = cv2.cvtColor(cv2.merge(planes), cv2.COLOR_LAB2BGR)
+    luts = []
+    for channel in cv2.split(frame_s):
+        top_c = min(254.0, float(np.percentile(channel[skin], 99.5)) + 2.0)
+        luts.append(_shoulder_lut(top_c, top_c - 15.0))
+    return cv2.LUT(face, np.stack(luts, -1)[None])
 
 
 def place_source(
@@ -710,7 +717,7 @@ def place_source(
         return out.astype(np.float32)
     basis = basis or TpsBasis(t_roi, w, h, tps_step(float(interocular(t_roi))))
     # Positions in the similarity-warped ROI, then back through the similarity into B's image.
-    where = basis.sample_map(placed)[wy0:wy1, wx0:wx1]
+    where = basis.sample_map(placed, window)
     maps = cv2.transform(where, cv2.invertAffineTransform(m).astype(np.float32))
     return cv2.remap(image, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT).astype(np.float32)
 
@@ -828,12 +835,9 @@ def compose(
         # A's low frequencies for B's: one difference of two low-passes, enlarged once.
         shift = _masked_lowpass(la, skin_a, sigma_l, (1, 1)) - _masked_lowpass(lr_s, skin_b, sigma_l, (1, 1))
         out = cv2.add(lr, cv2.resize(shift, (w, h), interpolation=cv2.INTER_LINEAR))
-    top_skin = skin_a > 0.5
-    planes = list(cv2.split(out))
-    planes[0] = _highlight_shoulder(planes[0], cv2.split(la)[0], top_skin)
-    face = _channel_shoulder(_from_lab(cv2.merge(planes)), frame_s, top_skin)
+    face = _finish_lab(out, la, frame_s, skin_a > 0.5)
     # Hair and background are told from skin on B's own pixels, before A's light changes them.
     composite_s = cv2.resize(composite, (ws, hs), interpolation=cv2.INTER_AREA)
     alpha = alpha * skin_weight(composite_s, t_s, region)
     alpha = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR)
-    return Composed(face.astype(np.float32), np.clip(alpha, 0.0, 1.0).astype(np.float32))
+    return Composed(face, np.clip(alpha, 0.0, 1.0).astype(np.float32))

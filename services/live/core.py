@@ -48,6 +48,8 @@ from faceswap.limits import image_size, load_limits
 from services.live import metrics
 
 JPEG, RAW = "jpeg", "raw"
+# Background detections of every stream (one thread: they are rare and must not take both cores).
+_DETECT_POOL = ThreadPoolExecutor(1, thread_name_prefix="live-detect")
 
 
 @dataclass
@@ -140,6 +142,8 @@ class LiveSession:
         self.last_sequence: int | None = None
         self.track: Tracked | None = None
         self.since_detect = 0
+        self._pending: Future | None = None
+        ap.warm_up()
         self.max_resolution = load_limits().max_resolution
         self.faces_found = 0
 
@@ -192,11 +196,15 @@ class LiveSession:
     def locate(self, gray: np.ndarray, timings: dict[str, float]) -> np.ndarray | None:
         """Raw landmarks of the face this frame: detect, or follow the track.
 
-        Between full detections (every ``detect_interval`` frames) the landmarks are fitted in the
-        box carried from the last frame's landmarks; every ``verify_interval`` frames HOG confirms
-        the face in a window around it (``track_face``), so a face that left is noticed."""
+        While a face is tracked, its landmarks are fitted in the box carried from the last frame's
+        landmarks; every ``verify_interval`` frames HOG confirms the face in a window around it
+        (``track_face``), so a face that left is noticed; every ``detect_interval`` frames a full
+        detection runs in the background (off the frame's path: no 30 ms spike every second) and
+        the track takes its box when it still holds that face. Without a track, detection runs
+        in line."""
         s = self.settings
-        if self.track is not None and self.since_detect < s.detect_interval:
+        if self.track is not None:
+            self._refresh(gray)
             t0 = time.perf_counter()
             self.since_detect += 1
             if self.since_detect % s.verify_interval == 0:
@@ -213,7 +221,7 @@ class LiveSession:
                     self.track = Tracked(lm, self.track.relation, self.track.score)
                     return lm
         t0 = time.perf_counter()
-        faces = detect_faces(gray, gray=gray, upsample=0, max_side=s.detect_max_side)
+        faces = self._detect(gray)
         self.since_detect = 0
         timings["detect"] = time.perf_counter() - t0
         if not faces:
@@ -225,6 +233,30 @@ class LiveSession:
         timings["landmarks"] = time.perf_counter() - t0
         self.track = Tracked(lm, box_relation(best.box, lm), best.score)
         return lm
+
+    def _detect(self, gray: np.ndarray) -> list:
+        return detect_faces(gray, gray=gray, upsample=0, max_side=self.settings.detect_max_side)
+
+    def _refresh(self, gray: np.ndarray) -> None:
+        """The periodic full detection, in the background: started every ``detect_interval``
+        frames, its result taken on a later frame when it found the tracked face."""
+        if self._pending is None and self.since_detect >= self.settings.detect_interval:
+            self._pending = _DETECT_POOL.submit(self._detect, gray)
+            self.since_detect = 0
+        if self._pending is None or not self._pending.done() or self.track is None:
+            return
+        pending, self._pending = self._pending, None
+        try:
+            faces = pending.result()
+        except Exception:
+            return  # the track goes on; the next refresh tries again
+        lm = self.track.landmarks
+        centre = lm.mean(0)
+        for face in faces:
+            x0, y0, x1, y1 = face.box
+            if x0 <= centre[0] <= x1 and y0 <= centre[1] <= y1:
+                self.track = Tracked(lm, box_relation(face.box, lm), face.score)
+                return
 
     def prepare(self, frame: InFrame) -> Prepared:
         timings: dict[str, float] = {"queue": time.perf_counter() - frame.received}
