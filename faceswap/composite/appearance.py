@@ -578,13 +578,17 @@ _PART_ANCHORS = {  # stable points a part is placed by
 Sources = dict[str, list[tuple[int, float]]]
 
 
+# What a part (mouth, eyes) pays for coming from another face of B than the whole face's.
+PART_COST = 1.0
+
+
 def plan_sources(
     queries: np.ndarray,
     index: FaceIndex,
     switch_cost: float = 2.0,
     crossfade: int = 4,
     cuts: Sequence[int] = (),
-    part_cost: float = 1.0,
+    part_cost: float = PART_COST,
 ) -> list[Sources]:
     """For each of A's faces (T x F normalised descriptors), the faces of B per region with weights.
 

@@ -36,8 +36,19 @@ class _RegionState:
 class CausalChooser:
     """Per region of the face (``appearance.REGION_WEIGHTS``), one face of B per frame."""
 
-    def __init__(self, index: ap.FaceIndex, margin: float = 1.0, hold: int = 3, crossfade: int = 4) -> None:
+    def __init__(
+        self,
+        index: ap.FaceIndex,
+        margin: float = 1.0,
+        hold: int = 3,
+        crossfade: int = 4,
+        part_cost: float = ap.PART_COST,
+    ) -> None:
         self.margin, self.hold, self.crossfade = float(margin), max(1, int(hold)), max(0, int(crossfade))
+        # A part (mouth, eyes) pays this for coming from another face of B than the whole face's,
+        # as in the whole-sequence choice: it leaves the face's pick only when that face lacks A's
+        # expression (two faces meeting at a part's soft edge can show a ghost brow or lid).
+        self.part_cost = float(part_cost)
         self.weighted = {r: index.descriptors * w for r, w in ap.REGION_WEIGHTS.items()}
         # Blurred faces of B cost extra, as in the whole-sequence choice.
         self.penalty = (
@@ -57,11 +68,19 @@ class CausalChooser:
 
     def choose(self, query: np.ndarray) -> ap.Sources:
         """The sources for one frame (query: A's normalised descriptor)."""
-        return {region: self._step(region, query) for region in self.weighted}
+        out = {"face": self._step("face", query)}
+        face = self.state["face"].current
+        for region in self.weighted:
+            if region != "face":
+                out[region] = self._step(region, query, face)
+        return out
 
-    def _step(self, region: str, query: np.ndarray) -> list[tuple[int, float]]:
+    def _step(self, region: str, query: np.ndarray, face: int = -1) -> list[tuple[int, float]]:
         st = self.state[region]
         dist = self.distances(region, query)
+        if face >= 0 and self.part_cost > 0:
+            dist = dist + self.part_cost
+            dist[face] -= self.part_cost
         best = int(np.argmin(dist))
         if st.current < 0:
             st.current, st.challenger, st.streak, st.fading = best, -1, 0, []

@@ -54,3 +54,20 @@ def test_one_euro_stream_is_causal_and_smooths_a_still_face() -> None:
     raw_jitter = np.diff(np.stack(series[10:]), axis=0).std()
     smooth_jitter = np.diff(np.stack(out_a[10:]), axis=0).std()
     assert smooth_jitter < raw_jitter * 0.7
+
+
+def test_a_part_stays_with_the_face_pick_unless_another_face_is_clearly_better() -> None:
+    # Face 0: A's pose; face 1: another pose with the mouth slightly nearer A's; face 2: the same
+    # pose as face 0 but the mouth wide open.
+    desc = np.zeros((3, len(ap.FEATURES)))
+    desc[1, 0], desc[1, 2] = 0.5, 0.3
+    desc[2, 2] = 3.0
+    query = np.zeros(len(ap.FEATURES))
+    query[2] = 0.3
+    assert CausalChooser(_index(desc), part_cost=0.0).choose(query)["mouth"] == [(1, 1.0)]
+    assert CausalChooser(_index(desc), part_cost=1.0).choose(query)["mouth"] == [(0, 1.0)]  # a near tie
+    wide = CausalChooser(_index(desc), part_cost=1.0)
+    query[2] = 3.0
+    picks = wide.choose(query)
+    assert picks["face"] == [(0, 1.0)] or picks["face"] == [(2, 1.0)]
+    assert picks["mouth"] == [(2, 1.0)]  # A's open mouth: worth leaving the face's pick for
