@@ -1,4 +1,4 @@
-"""A storage fault inside a service (issue 18, point 7): read-only or full storage is UNAVAILABLE
+"""A storage fault inside a service: read-only or full storage is UNAVAILABLE
 (retryable) over real gRPC, and the message never carries the server's file path."""
 
 from __future__ import annotations

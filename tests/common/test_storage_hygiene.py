@@ -1,5 +1,5 @@
 """The local store refuses symbolic links placed inside it and leaves nothing behind its objects:
-no empty folders once they are deleted, no digest sidecar without its object (issue 18, point 9)."""
+no empty folders once they are deleted, no digest sidecar without its object."""
 
 from __future__ import annotations
 

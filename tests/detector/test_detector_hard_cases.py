@@ -1,4 +1,4 @@
-"""Issue 16: every face in a photo, a face in every video frame, rotated and turned heads.
+"""Detector recall: every face in a photo, a face in every video frame, rotated and turned heads.
 
 Real photos from ../shared/data (read in place, never copied) and the bundled clip; real dlib models.
 """

@@ -1,4 +1,4 @@
-"""Uploads that make ffmpeg read other files (issue 18, point 2): an HLS playlist or a concat list
+"""Uploads that make ffmpeg read other files: an HLS playlist or a concat list
 named .mp4 whose entry is a file outside the store. Probe refuses any format that is not a real
 container, and every ffmpeg/ffprobe call opens its input with the file protocol only and the probed
 demuxer named explicitly (checked on the real binaries through a logging wrapper)."""

@@ -1,5 +1,5 @@
 """``faceswap serve`` restarts a dead service with backoff instead of stopping everything, and
-``faceswap jobs download`` saves a job's output (issue 18, point 8). Real subprocesses, loopback."""
+``faceswap jobs download`` saves a job's output. Real subprocesses, loopback."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Detection reports progress while it runs (issue 18, point 1's last piece): the detector passes
+"""Detection reports progress while it runs: the detector passes
 ``report_progress`` to ``extract_face_set``, so a watcher of the ExtractFaceSet operation sees frames
 done before the operation ends, not 0/N then N/N."""
 

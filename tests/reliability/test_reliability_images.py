@@ -1,4 +1,4 @@
-"""Oversized images that used to slip past the header check (issue 18, point 6): a JPEG whose frame
+"""Oversized images that used to slip past the header check: a JPEG whose frame
 header sits behind 1.2 MiB of other segments and a TIFF named .png, both 5000x5000 (over the 4096 px
 FACESWAP_MAX_RESOLUTION). The job API refuses them at submit and the detector never decodes them."""
 

@@ -1,4 +1,4 @@
-"""Stages that last longer than the RPC timeout and the retry window (issue 18, point 1).
+"""Stages that last longer than the RPC timeout and the retry window.
 
 Every service is a real subprocess; FACESWAP_RPC_TIMEOUT is 1 s and FACESWAP_STAGE_RETRY_SECONDS
 3 s, so any stage whose single call has to last as long as the stage (detection, training with its

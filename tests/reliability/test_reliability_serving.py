@@ -1,4 +1,4 @@
-"""How servers listen and hold up (issue 18, points 4, 5 and 8): loopback by default, every
+"""How servers listen and hold up: loopback by default, every
 interface (IPv6 and IPv4) only when configured; 100 open WatchJob streams while health and GetJob
 answer within 1 s; streams beyond the limit refused with RESOURCE_EXHAUSTED; a plaintext health
 port; a draining server ends watch streams with UNAVAILABLE so clients reconnect."""

@@ -1,4 +1,4 @@
-"""The smaller items of issue 18, point 9, through real gRPC (token-protected job API + media).
+"""Small reliability items through real gRPC (token-protected job API + media).
 
 - a 100 KB name, key or option value is not echoed back whole;
 - an upload the client cancels is CANCELLED (counted so), with no traceback logged;

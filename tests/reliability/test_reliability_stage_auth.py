@@ -1,4 +1,4 @@
-"""Stage services trust only the orchestrator (issue 18, point 3), and uploads belong to their client.
+"""Stage services trust only the orchestrator, and uploads belong to their client.
 
 With tokens on, a client's token is PERMISSION_DENIED on media, detector, trainer and converter
 (their own RPCs and OperationService alike), the orchestrator's token works, the job API's limits hold

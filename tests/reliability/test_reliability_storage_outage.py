@@ -1,4 +1,4 @@
-"""Storage made read-only for a while in the middle of conversion (issue 18, point 7).
+"""Storage made read-only for a while in the middle of conversion.
 
 Real storage: the local store's folder is bind-mounted onto itself and remounted read-only, so every
 service (the converter writing frames, the orchestrator cleaning up) gets EROFS from the kernel.
