@@ -382,21 +382,16 @@ class TpsBasis:
         kernel = _tps_kernel(_sqdist(grid, d.astype(np.float32)))
         self.basis = np.hstack([kernel, np.ones((len(grid), 1), np.float32), grid])
 
-    def sample_map(self, src: np.ndarray, window: tuple[int, int, int, int] | None = None) -> np.ndarray:
-        """For every ROI pixel (dst space), where to sample in src space (h x w x 2 float32), or
-        only for ``window`` (x0, y0, x1, y1); ``src``: where the destination points (without the
-        border) are in the source."""
+    def sample_map(self, src: np.ndarray) -> np.ndarray:
+        """For every ROI pixel (dst space), where to sample in src space (h x w x 2 float32);
+        ``src``: where the destination points (without the border) are in the source."""
         rhs = np.zeros((self.n + 3, 2))
         rhs[: self.n] = (
             np.concatenate([np.asarray(src, np.float64), _border_points(self.w, self.h)]) / self.scale
         )
         coef = (self.inverse @ rhs * self.scale).astype(np.float32)
         coarse = (self.basis @ coef).reshape(*self.grid_shape, 2)
-        full = cv2.resize(coarse, (self.w, self.h), interpolation=cv2.INTER_LINEAR)
-        if window is None:
-            return full
-        x0, y0, x1, y1 = window  # (a warpAffine of the window alone is no faster and less exact)
-        return full[y0:y1, x0:x1]
+        return cv2.resize(coarse, (self.w, self.h), interpolation=cv2.INTER_LINEAR)
 
 
 def bend(
@@ -458,11 +453,10 @@ def face_mask(
 def _masked_lowpass(
     lab: np.ndarray, weight: np.ndarray, sigma: float, size: tuple[int, int] | None = None
 ) -> np.ndarray:
-    """Normalised Gaussian blur of ``lab`` over ``weight``, returned at ``size`` (w, h; default the
-    input's; (1, 1): at the reduced scale it was computed at). Wide blurs run on a reduced copy (the
+    """Normalised Gaussian blur of ``lab`` over ``weight``, returned at ``size`` (w, h; None: at
+    the reduced scale it was computed at). Wide blurs run on a reduced copy (the
     result has only low frequencies anyway): a sigma of 100 px costs what a sigma of 4 px does."""
     h, w = weight.shape
-    size = size or (w, h)
     f = max(1.0, sigma / 4.0)
     stack = np.concatenate([lab * weight[..., None], weight[..., None]], axis=2).astype(np.float32)
     if f > 1.5:
@@ -472,7 +466,7 @@ def _masked_lowpass(
     else:
         stack = cv2.GaussianBlur(stack, (0, 0), sigma)
     low = stack[..., :-1] / np.maximum(stack[..., -1:], 1e-4)
-    if size != (1, 1) and low.shape[1::-1] != size:
+    if size is not None and low.shape[1::-1] != size:
         low = cv2.resize(low, size, interpolation=cv2.INTER_LINEAR)
     return low
 
@@ -721,7 +715,8 @@ def place_source(
         return out.astype(np.float32)
     basis = basis or TpsBasis(t_roi, w, h, tps_step(float(interocular(t_roi))))
     # Positions in the similarity-warped ROI, then back through the similarity into B's image.
-    where = basis.sample_map(placed, window)
+    # (A warpAffine of the window alone from the coarse grid is no faster and less exact.)
+    where = basis.sample_map(placed)[wy0:wy1, wx0:wx1]
     maps = cv2.transform(where, cv2.invertAffineTransform(m).astype(np.float32))
     return cv2.remap(image, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT).astype(np.float32)
 
@@ -837,7 +832,7 @@ def compose(
         out = low_a + g * real_band + (1 - g) * dec_band
     else:
         # A's low frequencies for B's: one difference of two low-passes, enlarged once.
-        shift = _masked_lowpass(la, skin_a, sigma_l, (1, 1)) - _masked_lowpass(lr_s, skin_b, sigma_l, (1, 1))
+        shift = _masked_lowpass(la, skin_a, sigma_l) - _masked_lowpass(lr_s, skin_b, sigma_l)
         out = cv2.add(lr, cv2.resize(shift, (w, h), interpolation=cv2.INTER_LINEAR))
     face = _finish_lab(out, la, frame_s, skin_a > 0.5)
     # Hair and background are told from skin on B's own pixels, before A's light changes them.
