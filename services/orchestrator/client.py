@@ -59,13 +59,16 @@ class JobClient:
         chunk = max(64 * 1024, min(UPLOAD_CHUNK, load_settings().max_message_bytes // 2))
 
         def chunks() -> Iterator[jobs_pb2.UploadFileRequest]:
+            # One block read ahead, so the final message says it is the last (an empty file is
+            # one message, so the server can say so).
             with open(path, "rb") as fh:
-                first = True
-                for block in iter(lambda: fh.read(chunk), b""):
-                    yield jobs_pb2.UploadFileRequest(filename=path.name if first else "", chunk=block)
-                    first = False
-                if first:  # empty file: one message so the server can say so
-                    yield jobs_pb2.UploadFileRequest(filename=path.name)
+                block, name = fh.read(chunk), path.name
+                while True:
+                    ahead = fh.read(chunk) if block else b""
+                    yield jobs_pb2.UploadFileRequest(filename=name, chunk=block, last=not ahead)
+                    if not ahead:
+                        return
+                    block, name = ahead, ""
 
         return self.stub.UploadFile(chunks(), timeout=timeout, metadata=self._metadata()).object
 

@@ -10,6 +10,7 @@ import argparse
 import os
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -163,10 +164,12 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         tmp_dir = load_settings().data_dir / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix="upload-", suffix=".part")
-        ext, size = "", 0
+        ext, size, last = "", 0, False
         try:
             with os.fdopen(fd, "wb") as out:
                 for i, msg in enumerate(request_iterator):
+                    if last:
+                        raise InvalidArgument("a message came after the one marked last", field="last")
                     if i == 0:
                         ext = extension(msg.filename)
                     size += len(msg.chunk)
@@ -176,6 +179,9 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
                             f"({self.settings.max_upload_bytes // (1024 * 1024)} MiB)"
                         )
                     out.write(msg.chunk)
+                    last = msg.last
+            if not last:
+                _cut_off(context)
             if size == 0:
                 raise InvalidArgument("the uploaded file is empty", field="chunk")
             # The key comes from a fresh id, never from the client's file name (only its extension).
@@ -208,6 +214,19 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
                 if not context.is_active():
                     return
                 yield jobs_pb2.DownloadFileResponse(chunk=block)
+
+
+def _cut_off(context: grpc.ServicerContext) -> None:
+    """An upload stream ended without its last message: nothing is stored. grpc can end a
+    cancelled client's request stream like a finished one, a moment before the call itself reads
+    as cancelled, so that moment is waited for: then it counts as CANCELLED, not a client error."""
+    deadline = time.monotonic() + 1.0
+    while context.is_active() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    raise InvalidArgument(
+        "the upload ended without a message marked last: it was cut off, so nothing was stored",
+        field="last",
+    )
 
 
 def make_runner(objects: ObjectStore, settings: OrchestratorSettings | None = None) -> JobRunner:

@@ -20,6 +20,7 @@ import grpc
 import pytest
 from reliability_support import SAMPLES, TOKENS, Platform
 
+from faceswap.config import data_dir
 from services.common.pb.faceswap.v1 import common_pb2, jobs_pb2, jobs_pb2_grpc, media_pb2, media_pb2_grpc
 from services.orchestrator.client import JobClient
 from services.orchestrator.jobs import upload_tag
@@ -80,17 +81,53 @@ def test_cancelled_upload_is_cancelled_without_traceback(platform: Platform, cap
     stub = _jobs(platform)
     future = stub.UploadFile.future(chunks(), timeout=30, metadata=_md())
     assert sent.wait(10)
-    time.sleep(0.3)  # the server is reading the stream
+    # Cancel only once the server's handler runs (its partial file exists): a call cancelled
+    # before a busy server has taken it never reaches a handler, so nothing would count it.
+    # The server reads FACESWAP_DATA_DIR per call: this test's own directory, not the platform's.
+    partial = data_dir() / "tmp"
+    deadline = time.monotonic() + 20
+    while not list(partial.glob("upload-*")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert list(partial.glob("upload-*")), "the server never started the upload"
+    time.sleep(0.2)  # and waits for the next chunk
     future.cancel()
     hold.set()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 20
     while count("CANCELLED") == before["CANCELLED"] and time.monotonic() < deadline:
         time.sleep(0.05)
     assert count("CANCELLED") == before["CANCELLED"] + 1
     assert count("INTERNAL") == before["INTERNAL"] and count("UNKNOWN") == before["UNKNOWN"]
     logged = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
     assert "Traceback" not in logged and not [r for r in caplog.records if r.levelno >= logging.ERROR], logged
-    assert not list((platform.data_dir / "tmp").glob("upload-*"))  # the partial file is gone
+    assert not list(partial.glob("upload-*"))  # the partial file is gone
+
+
+def test_upload_without_its_last_message_is_not_stored(platform: Platform, tmp_path: Path) -> None:
+    """A stream that ends without `last` (or goes on after it) is refused naming the field, and
+    nothing reaches the store; the client marks its last block, whatever the file's size."""
+    stub = _jobs(platform)
+    before = set(platform.objects.list("uploads/"))
+    for messages in (
+        [jobs_pb2.UploadFileRequest(filename="a.mp4", chunk=b"x" * 1000)],
+        [
+            jobs_pb2.UploadFileRequest(filename="a.mp4", chunk=b"x", last=True),
+            jobs_pb2.UploadFileRequest(chunk=b"y"),
+        ],
+    ):
+        err = _error(lambda m=messages: stub.UploadFile(iter(m), timeout=10, metadata=_md()))
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and err.details().startswith("last"), (
+            err.details()
+        )
+    assert set(platform.objects.list("uploads/")) == before
+    with JobClient(platform.jobs_address, token=TOKENS["alice"]) as client:
+        chunk = 64 * 1024  # the client's smallest block: sizes around it cover the read-ahead
+        for size in (1, chunk, chunk + 1, 2 * chunk):
+            data = bytes(range(256)) * (size // 256) + b"z" * (size % 256)
+            (tmp_path / "f.bin").write_bytes(data)
+            ref = client.upload(tmp_path / "f.bin")
+            assert ref.size_bytes == size
+            with platform.objects.open(ref.key) as fh:
+                assert fh.read() == data
 
 
 def test_symlink_inside_the_store_is_refused(platform: Platform, tmp_path: Path) -> None:

@@ -191,12 +191,14 @@ class CancelJobResponse(_message.Message):
     def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ...) -> None: ...
 
 class UploadFileRequest(_message.Message):
-    __slots__ = ("filename", "chunk")
+    __slots__ = ("filename", "chunk", "last")
     FILENAME_FIELD_NUMBER: _ClassVar[int]
     CHUNK_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
     filename: str
     chunk: bytes
-    def __init__(self, filename: _Optional[str] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+    last: bool
+    def __init__(self, filename: _Optional[str] = ..., chunk: _Optional[bytes] = ..., last: _Optional[bool] = ...) -> None: ...
 
 class UploadFileResponse(_message.Message):
     __slots__ = ("object",)
