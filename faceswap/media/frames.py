@@ -17,6 +17,7 @@ from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
 
+import cv2
 import numpy as np
 
 from faceswap.errors import InvalidArgument, NotFound, ServiceError
@@ -255,8 +256,13 @@ class VideoWriter:
         self._tail: StderrTail | None = None
         self._closed = False
 
+        # 4:2:0 output of an even size: frames go down the pipe as I420, converted by OpenCV
+        # (~0.6 ms for 720p, and as exact as swscale) instead of bgr24 converted by ffmpeg,
+        # which cost more than the MPEG-4 encode itself; half the bytes through the pipe too.
+        self._i420 = pix_fmt == "yuv420p" and self.width % 2 == 0 and self.height % 2 == 0
         cmd = [ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-y"]
-        cmd += ["-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{self.width}x{self.height}"]
+        cmd += ["-f", "rawvideo", "-pix_fmt", "yuv420p" if self._i420 else "bgr24"]
+        cmd += ["-s", f"{self.width}x{self.height}"]
         cmd += ["-framerate", f"{self.fps.numerator}/{self.fps.denominator}"]
         cmd += ["-protocol_whitelist", "pipe", "-i", "pipe:0"]
         maps = ["-map", "0:v:0"]
@@ -325,7 +331,7 @@ class VideoWriter:
             )
         if self._proc is None:
             self.open()
-        data = np.ascontiguousarray(frame)
+        data = cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420) if self._i420 else np.ascontiguousarray(frame)
         try:
             self._proc.stdin.write(memoryview(data).cast("B"))  # type: ignore[union-attr]
         except (BrokenPipeError, OSError):

@@ -188,6 +188,29 @@ def test_video_writer_publishes_only_on_success(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]
 
 
+def test_video_writer_keeps_colours(tmp_path: Path) -> None:
+    """Lossless H.264 (crf 0), so only the BGR -> 4:2:0 conversion is measured: the writer's own
+    conversion (an even size) is at least as faithful as ffmpeg's (an odd size), in error and in
+    colour cast (some cast is the 4:2:0 round trip's own, on a noisy picture)."""
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(0, 255, 128, dtype=np.float64)
+    frame = np.stack([np.tile(ramp, (96, 1)), np.tile(ramp[::-1], (96, 1)), np.full((96, 128), 90.0)], -1)
+    frame = np.clip(cv2.GaussianBlur(frame + rng.normal(0, 20, frame.shape), (0, 0), 2), 0, 255).astype(
+        np.uint8
+    )
+    errors, casts = {}, {}
+    for w, h in ((128, 96), (127, 95)):
+        out = tmp_path / f"v{w}.mp4"
+        with VideoWriter(out, 25, w, h, crf=0, preset="ultrafast") as writer:
+            for _ in range(3):
+                writer.write(np.ascontiguousarray(frame[:h, :w]))
+        back = np.array(next(iter(read_frames(out)))[1]).astype(np.float64)[:h, :w]
+        diff = back - frame[:h, :w]
+        errors[w], casts[w] = float(np.abs(diff).mean()), float(np.abs(diff.mean(axis=(0, 1))).max())
+    assert errors[128] < 2.0 and errors[128] <= errors[127] + 0.1, errors
+    assert casts[128] < 3.0 and casts[128] <= casts[127] + 0.1, casts
+
+
 def test_audio_only_source_is_fine_for_audio_from(audio_only: Path, tmp_path: Path) -> None:
     out = tmp_path / "v.mp4"
     with VideoWriter(out, 25, 64, 48, preset="ultrafast", audio_from=audio_only) as w:
