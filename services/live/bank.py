@@ -5,13 +5,15 @@ A bank comes from a video or a photos folder on the server, or from stored objec
 Up to ``max_faces`` frames, spread evenly over B's footage, are searched (dlib HOG on a copy of at
 most 640 px, landmarks on the full frame); the largest face of each goes into the bank
 (``face_bank.bank_from_frames``: a JPEG crop at native resolution, its landmarks, its sharpness,
-its expression/pose descriptor). Banks are cached in the process by what they were built from
-(path + size + mtime of every file, or the stored objects' digests), so only the first stream on
-a face set pays for the detection.
+its expression/pose descriptor). Banks are cached in the process and on disk by what they were
+built from (path + size + mtime of every file, or the stored objects' digests), so only the first
+stream on a face set pays for the detection.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import math
 import os
 import threading
@@ -21,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from faceswap.composite.face_bank import FaceBank, bank_from_frames
+from faceswap.composite.face_bank import BANK_NAME, FaceBank, bank_from_frames
+from faceswap.config import data_dir
 from faceswap.errors import FailedPrecondition, InvalidArgument, NotFound
 from faceswap.face.detect import detect_faces, predict_landmarks, to_gray
 from faceswap.face.images import decode_image
@@ -31,6 +34,7 @@ from faceswap.media.probe import probe
 from faceswap.storage import ObjectStore
 
 CACHE_SIZE = 4
+log = logging.getLogger(__name__)
 
 
 def largest_face(image: np.ndarray, max_side: int = 640) -> np.ndarray | None:
@@ -88,8 +92,37 @@ _cache_lock = threading.Lock()
 _build_locks: dict[tuple, threading.Lock] = {}
 
 
+def _disk_path(key: tuple) -> Path:
+    digest = hashlib.sha256(repr(key).encode()).hexdigest()[:32]
+    return data_dir() / "cache" / "live-banks" / f"{digest}.{BANK_NAME}"
+
+
+def _from_disk(key: tuple) -> FaceBank | None:
+    path = _disk_path(key)
+    try:
+        return FaceBank.loads(path.read_bytes(), path.name)
+    except FileNotFoundError:
+        return None
+    except (OSError, FailedPrecondition) as exc:
+        log.warning("rebuilding B's face bank: the cached one is unreadable (%s)", exc)
+        return None
+
+
+def _to_disk(key: tuple, bank: FaceBank) -> None:
+    path = _disk_path(key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+        tmp.write_bytes(bank.dumps())
+        os.replace(tmp, path)  # a reader never sees half a file
+    except OSError as exc:
+        log.warning("cannot cache B's face bank at %s: %s", path, exc)
+
+
 def _cached(key: tuple, build: Callable[[], FaceBank]) -> tuple[FaceBank, bool]:
-    """(bank, came from the cache); concurrent streams on one face set build it once."""
+    """(bank, came from a cache); concurrent streams on one face set build it once. Banks are
+    kept in memory and under FACESWAP_DATA_DIR/cache (keyed by what they were built from), so a
+    restarted server or the next ``faceswap live`` does not detect B's faces again."""
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
@@ -99,13 +132,17 @@ def _cached(key: tuple, build: Callable[[], FaceBank]) -> tuple[FaceBank, bool]:
         with _cache_lock:
             if key in _cache:
                 return _cache[key], True
-        bank = build()
+        bank = _from_disk(key)
+        cached = bank is not None
+        if bank is None:
+            bank = build()
+            _to_disk(key, bank)
         with _cache_lock:
             _cache[key] = bank
             while len(_cache) > CACHE_SIZE:
                 _cache.popitem(last=False)
             _build_locks.pop(key, None)
-        return bank, False
+        return bank, cached
 
 
 def allowed_roots() -> list[Path]:

@@ -44,6 +44,7 @@ from faceswap.face.detect import (
     to_gray,
     track_face,
 )
+from faceswap.face.models import get_model
 from faceswap.limits import image_size, load_limits
 from services.live import metrics
 
@@ -143,6 +144,9 @@ class LiveSession:
         self.track: Tracked | None = None
         self.since_detect = 0
         self._pending: Future | None = None
+        # Loaded before the ready reply, not on the first frame: the landmark model takes ~1 s
+        # to read (a bank from the cache has not loaded it) and frames would pile up behind it.
+        get_model("hog"), get_model("landmarks")
         ap.warm_up()
         self.max_resolution = load_limits().max_resolution
         self.faces_found = 0
