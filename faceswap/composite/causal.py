@@ -6,8 +6,9 @@ cross-fade). A live stream sees one frame at a time, so:
 - ``CausalChooser``: per region, the nearest face of B by weighted descriptor distance, with
   hysteresis: the current face stays until another beats it by ``margin`` (squared distance) on
   ``hold`` frames in a row, then the switch cross-fades over ``crossfade`` frames (the outgoing face
-  fades out, as ``appearance.crossfade_weights`` does). A still face never flickers; a clear change
-  (mouth opens, head turns) is followed within ``hold`` frames.
+  fades out, as ``appearance.crossfade_weights`` does). A still face never flickers; a head turn
+  is followed within ``hold`` frames, the mouth and eyes on the first frame (``part_hold``), since
+  speech moves faster than a hold allows.
 - ``RunningCentre``: A's descriptors are centred on A's own median (``appearance.normalise``); live,
   the median is over the frames seen so far (a window of the last ``window``).
 - ``OneEuroStream``: the One Euro filter of ``faceswap.composite.smooth`` one sample at a time, on
@@ -43,8 +44,13 @@ class CausalChooser:
         hold: int = 3,
         crossfade: int = 4,
         part_cost: float = ap.PART_COST,
+        part_hold: int = 1,
     ) -> None:
         self.margin, self.hold, self.crossfade = float(margin), max(1, int(hold)), max(0, int(crossfade))
+        # The mouth and eyes follow A at once (their switch still cross-fades): a mouth held for
+        # ``hold`` frames lags speech, showing B's teeth for a closing mouth or a frown for a smile.
+        # The whole face keeps its hold, so the head's look never flickers.
+        self.part_hold = max(1, int(part_hold))
         # A part (mouth, eyes) pays this for coming from another face of B than the whole face's,
         # as in the whole-sequence choice: it leaves the face's pick only when that face lacks A's
         # expression (two faces meeting at a part's soft edge can show a ghost brow or lid).
@@ -87,7 +93,7 @@ class CausalChooser:
         elif best != st.current and dist[best] + self.margin < dist[st.current]:
             st.streak = st.streak + 1 if best == st.challenger or st.challenger < 0 else 1
             st.challenger = best
-            if st.streak >= self.hold:
+            if st.streak >= (self.hold if region == "face" else self.part_hold):
                 if self.crossfade:
                     st.fading.append((st.current, 0))
                 st.current, st.challenger, st.streak = best, -1, 0

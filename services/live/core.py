@@ -63,7 +63,7 @@ class LiveSettings:
     output_encoding: str = JPEG
     jpeg_quality: int = 90
     switch_margin: float = 1.0
-    hold_frames: int = 3
+    hold_frames: int = 2  # the whole face; the mouth and eyes follow at once (causal.part_hold)
     crossfade_frames: int = 4
     smooth_min_cutoff: float = 3.0
     smooth_beta: float = 10.0

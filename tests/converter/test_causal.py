@@ -16,7 +16,7 @@ def _index(descriptors: np.ndarray) -> ap.FaceIndex:
 def test_noise_does_not_flicker_and_a_clear_change_switches_after_hold_with_a_crossfade() -> None:
     desc = np.zeros((2, len(ap.FEATURES)))
     desc[1, 2] = 3.0  # face 1: mouth open
-    chooser = CausalChooser(_index(desc), margin=1.0, hold=3, crossfade=2)
+    chooser = CausalChooser(_index(desc), margin=1.0, hold=3, crossfade=2, part_hold=3)
     rng = np.random.default_rng(0)
     picks = [
         chooser.choose(rng.normal(0, 0.3, len(ap.FEATURES)) * [1, 1, 0.1, 1, 1, 1, 1, 1]) for _ in range(30)
@@ -30,6 +30,28 @@ def test_noise_does_not_flicker_and_a_clear_change_switches_after_hold_with_a_cr
     assert seq[2][0][1] > seq[3][0][1] > 0
     assert seq[4] == seq[5] == [(1, 1.0)]
     assert chooser.switches >= 1
+
+
+def test_the_mouth_follows_at_once_while_the_whole_face_holds() -> None:
+    """Parts switch on the first frame another face of B wins (speech is fast; a held mouth lags
+    it), still cross-faded; the whole face waits ``hold`` frames; noise moves neither."""
+    desc = np.zeros((3, len(ap.FEATURES)))
+    desc[1, 2] = 3.0  # face 1: mouth open
+    desc[2, 0] = 3.0  # face 2: head turned
+    chooser = CausalChooser(_index(desc), margin=1.0, hold=3, crossfade=2)
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        picks = chooser.choose(rng.normal(0, 0.05, len(ap.FEATURES)))
+        assert picks["mouth"] == [(0, 1.0)] and picks["face"] == [(0, 1.0)]
+    open_mouth = np.zeros(len(ap.FEATURES))
+    open_mouth[2] = 3.0
+    assert [j for j, _ in chooser.choose(open_mouth)["mouth"]] == [0, 1]  # at once, cross-faded
+    chooser.reset()
+    chooser.choose(np.zeros(len(ap.FEATURES)))
+    turned = np.zeros(len(ap.FEATURES))
+    turned[0] = 3.0
+    faces = [chooser.choose(turned)["face"] for _ in range(3)]
+    assert faces[0] == faces[1] == [(0, 1.0)] and [j for j, _ in faces[2]] == [0, 2]
 
 
 def test_a_challenger_that_changes_restarts_the_count() -> None:
