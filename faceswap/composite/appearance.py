@@ -741,6 +741,18 @@ def _mask_window(mask: np.ndarray, w: int, h: int) -> tuple[int, int, int, int] 
 MASK_SCALE = 0.5
 
 
+def decoded_in_roi(face: np.ndarray, matrix: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The decoder's aligned face (size x size, float32 BGR) warped into the ROI ``box`` of the
+    frame, for ``compose(..., decoded=)``; ``matrix``: frame px -> aligned px."""
+    x0, y0, x1, y1 = box
+    m = np.asarray(matrix, np.float64).copy()
+    m[:, 2] += m[:, :2] @ np.array([x0, y0], np.float64)
+    return cv2.warpAffine(
+        face, m, (x1 - x0, y1 - y0), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_CUBIC,
+        borderMode=cv2.BORDER_REFLECT,
+    )  # fmt: skip
+
+
 def compose(
     frame_roi: np.ndarray,
     a_lm: np.ndarray,

@@ -102,14 +102,7 @@ def paste_real_face(
     if x1 - x0 < 8 or y1 - y0 < 8:
         return None
     roi = frame[y0:y1, x0:x1]
-    decoded = None
-    if face is not None:
-        m = plan.matrix.copy()
-        m[:, 2] += m[:, :2] @ np.array([x0, y0], np.float64)
-        decoded = cv2.warpAffine(
-            face, m, (x1 - x0, y1 - y0), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_CUBIC,
-            borderMode=cv2.BORDER_REFLECT,
-        )  # fmt: skip
+    decoded = None if face is None else appearance.decoded_in_roi(face, plan.matrix, box)
     composed = appearance.compose(
         roi, plan.landmarks, box, plan.sources, bank.images, bank.index.landmarks, decoded
     )

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from faceswap.face.images import decode_image
+from faceswap.model.inference import decode_faces
 from faceswap.options.convert import ConvertOptions
 from services.converter.compose import FacePlan, crop_face, paste_face
 
@@ -181,10 +182,7 @@ class Engine:
         bs = self.options.batch_size
         for start in range(0, len(crops), bs):
             chunk = np.stack(crops[start : start + bs])
-            x = torch.from_numpy(chunk).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
-            image, mask = self.model(x, self.options.identity)
-            faces = image.mul(255.0).permute(0, 2, 3, 1).contiguous().float().cpu().numpy()
-            masks = mask[:, 0].float().cpu().numpy() if mask is not None else None
+            faces, masks = decode_faces(self.model, chunk, self.options.identity, self.device)
             self.stats.batches += 1
             for i in range(len(faces)):
                 out.append((faces[i], masks[i] if masks is not None else None))

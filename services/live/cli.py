@@ -32,6 +32,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--faces-b", help="B's face set: a video or photos folder (a path on the server with --addr)"
     )
     p.add_argument("--faces-b-prefix", help="B's face set as stored objects under this prefix (instead)")
+    p.add_argument(
+        "--model",
+        default="",
+        help="a trained model of B for the hybrid method (builtin:NAME, a stored model prefix or "
+        "checkpoint key): the decoder's face where B's real mouth or eyes cannot follow A's "
+        "(~12 ms more CPU a frame for the 64 px demo model); default: retrieval only",
+    )
     p.add_argument("--input", "-i", required=True, help="video file or camera (0, /dev/video0)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--output", "-o", help="write the swapped frames to this video (.mp4)")
@@ -100,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     channel, stub = lc.connect(address)
     raw = args.encoding == "raw"
     try:
-        config = lc.config_message(faces_b or "", args.faces_b_prefix or "", _options(args, raw))
+        config = lc.config_message(faces_b or "", args.faces_b_prefix or "", _options(args, raw), args.model)
         try:
             stats = lc.stream(
                 stub,

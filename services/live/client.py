@@ -63,13 +63,17 @@ class StreamStats:
 
 
 def config_message(
-    faces_b_path: str = "", faces_b_prefix: str = "", options: live_pb2.LiveOptions | None = None
+    faces_b_path: str = "",
+    faces_b_prefix: str = "",
+    options: live_pb2.LiveOptions | None = None,
+    model: str = "",
 ) -> live_pb2.LiveFrame:
     return live_pb2.LiveFrame(
         config=live_pb2.LiveConfig(
             faces_b_path=faces_b_path,
             faces_b_prefix=faces_b_prefix,
             options=options or live_pb2.LiveOptions(),
+            model=model,
         )
     )
 

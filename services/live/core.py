@@ -44,8 +44,10 @@ from faceswap.face.detect import (
     to_gray,
     track_face,
 )
+from faceswap.face.geometry import align_face
 from faceswap.face.models import get_model
 from faceswap.limits import image_size, load_limits
+from faceswap.model.inference import TrainedModel, decode_faces
 from services.live import metrics
 
 JPEG, RAW = "jpeg", "raw"
@@ -132,8 +134,8 @@ class Prepared:
 class LiveSession:
     """One stream's state: the stream's frame size, the face track, the smoother, the chooser."""
 
-    def __init__(self, bank: FaceBank, settings: LiveSettings) -> None:
-        self.bank, self.settings = bank, settings
+    def __init__(self, bank: FaceBank, settings: LiveSettings, model: TrainedModel | None = None) -> None:
+        self.bank, self.settings, self.model = bank, settings, model
         self.chooser = CausalChooser(
             bank.index, settings.switch_margin, settings.hold_frames, settings.crossfade_frames
         )
@@ -298,10 +300,20 @@ class LiveSession:
             box = ap.roi_box(lm, w, h)
             x0, y0, x1, y1 = box
             if x1 - x0 >= 16 and y1 - y0 >= 16:
+                decoded = None
+                if self.model is not None:
+                    # Hybrid: the decoder's B on A's aligned face, used where B's real mouth or
+                    # eyes cannot follow A's.
+                    t0 = time.perf_counter()
+                    model = self.model
+                    crop, matrix = align_face(image, lm, model.size, model.coverage)
+                    faces, _ = decode_faces(model.net, crop[None], "b", model.device)
+                    decoded = ap.decoded_in_roi(faces[0], matrix, box)
+                    timings["model"] = time.perf_counter() - t0
                 t0 = time.perf_counter()
                 roi = image[y0:y1, x0:x1]
                 bank = self.bank
-                composed = ap.compose(roi, lm, box, prep.sources, bank.images, bank.index.landmarks)
+                composed = ap.compose(roi, lm, box, prep.sources, bank.images, bank.index.landmarks, decoded)
                 timings["compose"] = time.perf_counter() - t0
                 t0 = time.perf_counter()
                 blended = alpha_blend(composed.face, roi, composed.alpha)

@@ -16,8 +16,10 @@ import time
 from collections.abc import Iterator
 
 import grpc
+import torch
 
 from faceswap.errors import InvalidArgument, ResourceExhausted
+from faceswap.model.inference import TrainedModel, load_trained_model
 from faceswap.storage import ObjectStore, open_store
 from services.common.pb.faceswap.v1 import common_pb2, live_pb2, live_pb2_grpc
 from services.common.server import ServiceSpec, serve
@@ -104,6 +106,8 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
         limit = max_streams or int(os.environ.get("FACESWAP_LIVE_MAX_STREAMS", "4"))
         self._slots = threading.BoundedSemaphore(max(1, limit))
         self.max_streams = limit
+        self._models: dict[str, TrainedModel] = {}
+        self._models_lock = threading.Lock()
 
     @property
     def store(self) -> ObjectStore:
@@ -119,6 +123,23 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
         if config.faces_b_path:
             return bank_from_path(config.faces_b_path, settings.max_faces_b)
         return bank_from_store(self.store, config.faces_b_prefix, settings.max_faces_b)
+
+    def load_model(self, ref: str) -> TrainedModel | None:
+        """The trained model of B a stream names (kept for the next streams), or None."""
+        if not ref:
+            return None
+        with self._models_lock:
+            if ref not in self._models:
+                try:
+                    store = None if ref.startswith("builtin:") else self.store
+                    self._models[ref] = load_trained_model(store, ref)
+                    # On a CPU, frames are decoded in the render workers at once: one torch
+                    # thread each, or workers x threads oversubscribe the cores.
+                    torch.set_num_threads(1)
+                except InvalidArgument as exc:  # the library names its own field
+                    message = exc.message.split(": ", 1)[-1] if exc.field else exc.message
+                    raise InvalidArgument(message, field="config.model") from None
+            return self._models[ref]
 
     def Swap(
         self, request_iterator: Iterator[live_pb2.LiveFrame], context: grpc.ServicerContext
@@ -142,7 +163,8 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
             bank, cached = self.load_bank(first.config, settings)
             if not cached:
                 metrics.BANK_SECONDS.observe(bank.seconds)
-            pipeline = LivePipeline(LiveSession(bank, settings))
+            model = self.load_model(first.config.model)
+            pipeline = LivePipeline(LiveSession(bank, settings, model))
             context.add_callback(pipeline.stop)
             yield live_pb2.LiveFrame(
                 ready=live_pb2.LiveReady(

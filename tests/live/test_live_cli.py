@@ -52,3 +52,11 @@ def test_live_cli_bad_inputs_are_one_clear_line_not_a_traceback(tmp_path: Path) 
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2, proc.stderr[-1500:]
         assert "Traceback" not in proc.stderr and "bad.mp4" in proc.stderr
+
+
+def test_live_cli_names_a_missing_model_in_one_line(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "services.cli", "live", "--faces-b", str(CLIP_B), "--input", str(CLIP_B),
+           "--frames", "2", "--max-faces-b", "4", "--model", "builtin:nope"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-1500:]
+    assert "Traceback" not in proc.stderr and "builtin:nope" in proc.stderr

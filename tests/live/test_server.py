@@ -64,6 +64,23 @@ def test_frames_come_back_swapped_in_order_with_timings(stub, jpegs_a, frames_a)
     assert all(r.capture_time > 0 for r in replies)
 
 
+def test_a_trained_model_of_b_adds_the_decoders_face_hybrid(stub, jpegs_a, frames_a) -> None:
+    """config.model (the bundled demo model): every frame swapped, the decoder timed per frame,
+    and the picture differs from retrieval's only inside the face."""
+    outs = {}
+    for model in ("", "builtin:demo"):
+        replies: list[live_pb2.LiveFrame] = []
+        config = lc.config_message(
+            str(CLIP_B), options=live_pb2.LiveOptions(max_faces_b=FACES_B, queue_size=64), model=model
+        )
+        stats = lc.stream(stub, config, jpegs_a[:6], None, on_reply=replies.append, timeout=120)
+        assert stats.swapped == 6 and not stats.errors and not stats.dropped
+        assert ("model" in replies[-1].stage_seconds) == bool(model)
+        outs[model] = lc.decode_reply(replies[-1]).astype(int)
+    diff = np.abs(outs["builtin:demo"] - outs[""]).max(axis=2)
+    assert diff[:, :150].max() < 40  # the background is the same (JPEG noise only)
+
+
 def test_raw_frames_both_ways_come_back_swapped_and_untouched_outside_the_face(stub, frames_a) -> None:
     replies: list[live_pb2.LiveFrame] = []
     config = _config(queue_size=64, output_encoding=live_pb2.FRAME_ENCODING_RAW_BGR)
@@ -141,6 +158,13 @@ def test_a_corrupt_jpeg_and_a_size_change_are_per_frame_errors(stub, jpegs_a, fr
             lc.config_message(str(CLIP_B), options=live_pb2.LiveOptions(queue_size=1000)),
             grpc.StatusCode.INVALID_ARGUMENT,
             "queue_size",
+        ),
+        (
+            lc.config_message(
+                str(CLIP_B), options=live_pb2.LiveOptions(max_faces_b=FACES_B), model="builtin:nope"
+            ),
+            grpc.StatusCode.NOT_FOUND,
+            "builtin:nope",
         ),
     ],
 )

@@ -76,14 +76,16 @@ class PatchBox(_message.Message):
     def __init__(self, x: _Optional[int] = ..., y: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
 
 class LiveConfig(_message.Message):
-    __slots__ = ("faces_b_path", "faces_b_prefix", "options")
+    __slots__ = ("faces_b_path", "faces_b_prefix", "options", "model")
     FACES_B_PATH_FIELD_NUMBER: _ClassVar[int]
     FACES_B_PREFIX_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
     faces_b_path: str
     faces_b_prefix: str
     options: LiveOptions
-    def __init__(self, faces_b_path: _Optional[str] = ..., faces_b_prefix: _Optional[str] = ..., options: _Optional[_Union[LiveOptions, _Mapping]] = ...) -> None: ...
+    model: str
+    def __init__(self, faces_b_path: _Optional[str] = ..., faces_b_prefix: _Optional[str] = ..., options: _Optional[_Union[LiveOptions, _Mapping]] = ..., model: _Optional[str] = ...) -> None: ...
 
 class LiveReady(_message.Message):
     __slots__ = ("faces_b", "bank_seconds", "bank_cached", "workers", "queue_size")
