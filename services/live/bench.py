@@ -5,7 +5,8 @@ Pairs: samples/liveportrait_s18.mp4 (1280x720, 30 fps) with B's face set samples
 and, where ../shared/data is on this machine, retalking_face3.mp4 (590x590, 25 fps) with
 retalking_face4.mp4. Live: an in-process LiveService on a loopback port; the client streams the
 clip at its real rate as ``faceswap live`` does (decoded frames JPEG-encoded by the client, the
-swapped region back as a JPEG patch), and for the first pair also as raw frames both ways. Client and server share this machine's
+swapped region back as a JPEG patch), and for the first pair also as raw frames both ways and with
+the bundled demo model (hybrid, trained on that pair). Client and server share this machine's
 cores. Baseline: ``faceswap convert --method retrieval`` (the batch path with the same appearance
 method: detection, whole-sequence choice, compose, encode) on the same frames, its frames/s over the
 whole command. Realism, live against batch on the frames both swapped: Laplacian sharpness and mean
@@ -73,7 +74,12 @@ def _as_recorded(
 
 
 def live_run(
-    frames: list[np.ndarray] | list[bytes], fps: float, faces_b: Path, keep: set[int] | None, raw: bool
+    frames: list[np.ndarray] | list[bytes],
+    fps: float,
+    faces_b: Path,
+    keep: set[int] | None,
+    raw: bool,
+    model: str = "",
 ) -> tuple[object, dict, float]:
     """One stream through an in-process server: (client stats, the swapped frames of ``keep``'s
     sequences (None: all), process CPU per frame)."""
@@ -95,7 +101,7 @@ def live_run(
     encoding = live_pb2.FRAME_ENCODING_RAW_BGR if raw else live_pb2.FRAME_ENCODING_JPEG
     # As faceswap live asks: only the swapped region comes back.
     options = live_pb2.LiveOptions(output_encoding=encoding, reply_patch=True)
-    config = lc.config_message(str(faces_b), options=options)
+    config = lc.config_message(str(faces_b), options=options, model=model)
     channel, stub = lc.connect(f"127.0.0.1:{server.port}")
     try:
         cpu0 = time.process_time()
@@ -183,6 +189,18 @@ def _pair(name: str, clip: Path, faces_b: Path, n: int, workdir: Path, raw_too: 
             {"metric": f"{p}_raw_latency_p95", "value": rstats.percentile(95) * 1000, "unit": "ms"},
             {"metric": f"{p}_raw_dropped", "value": len(rstats.dropped), "unit": "frames"},
             {"metric": f"{p}_raw_cpu_per_frame", "value": rcpu * 1000, "unit": "ms CPU"},
+        ]  # fmt: skip
+    if raw_too:
+        # Hybrid with the bundled model (trained on this pair only): what the decoder costs live.
+        hstats, _, hcpu = live_run(frames, fps, faces_b, set(), raw=False, model="builtin:demo")
+        rows += [
+            {"metric": f"{p}_hybrid_fps", "value": hstats.fps, "unit": "frames/s", "baseline_name": "retrieval",
+             "baseline": stats.fps, "note": "faceswap live --model builtin:demo"},
+            {"metric": f"{p}_hybrid_latency_p95", "value": hstats.percentile(95) * 1000, "unit": "ms"},
+            {"metric": f"{p}_hybrid_dropped", "value": len(hstats.dropped), "unit": "frames"},
+            {"metric": f"{p}_hybrid_cpu_per_frame", "value": hcpu * 1000, "unit": "ms CPU"},
+            {"metric": f"{p}_hybrid_stage_model", "value": hstats.stage_means().get("model", 0.0) * 1000,
+             "unit": "ms"},
         ]  # fmt: skip
     for stage, seconds in stats.stage_means().items():
         rows.append({"metric": f"{p}_stage_{stage}", "value": seconds * 1000, "unit": "ms"})
