@@ -195,19 +195,20 @@ BUILTIN_DIR = Path(__file__).resolve().parent / "warmstart"
 BUILTIN_SCHEME = "builtin:"
 
 
-def builtin_path(name: str) -> Path:
+def builtin_path(name: str, field: str = "warm_start") -> Path:
     """A warm start bundled with the code: ``builtin:demo`` = faceswap/model/warmstart/demo.pt."""
     if not name or "/" in name or "\\" in name or name.startswith("."):
-        raise InvalidArgument(f"bad builtin checkpoint name {name!r}", field="warm_start")
+        raise InvalidArgument(f"bad builtin checkpoint name {name!r}", field=field)
     return BUILTIN_DIR / f"{name}.pt"
 
 
-def resolve_checkpoint_ref(store: ObjectStore, ref: str) -> Checkpoint:
-    """A checkpoint named by an object key, a model prefix holding checkpoint.pt, or builtin:NAME."""
+def resolve_checkpoint_ref(store: ObjectStore, ref: str, field: str = "warm_start") -> Checkpoint:
+    """A checkpoint named by an object key, a model prefix holding checkpoint.pt, or builtin:NAME
+    (``field``: the request field a bad reference is reported against)."""
     if not ref:
-        raise InvalidArgument("checkpoint reference is empty", field="warm_start")
+        raise InvalidArgument("checkpoint reference is empty", field=field)
     if ref.startswith(BUILTIN_SCHEME):
-        path = builtin_path(ref[len(BUILTIN_SCHEME) :])
+        path = builtin_path(ref[len(BUILTIN_SCHEME) :], field)
         if not path.is_file():
             raise NotFound(f"no bundled checkpoint {ref!r} (expected {path})")
         return read_checkpoint_file(path, source=f"checkpoint {ref!r}")
@@ -217,7 +218,7 @@ def resolve_checkpoint_ref(store: ObjectStore, ref: str) -> Checkpoint:
             if store.exists(key):
                 return read_checkpoint(store, key)
     except InvalidArgument as exc:
-        raise InvalidArgument(exc.message, field="warm_start") from exc
+        raise InvalidArgument(exc.message, field=field) from exc
     raise NotFound(f"checkpoint {ref!r} not found (neither a checkpoint object nor a model prefix)")
 
 

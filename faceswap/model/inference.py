@@ -36,19 +36,19 @@ class TrainedModel:
     net: Any
     size: int
     coverage: float
-    source: str
-    step: int = 0
     device: str = "cpu"
 
 
-def load_trained_model(store: ObjectStore | None, ref: str, device: str = "") -> TrainedModel:
+def load_trained_model(
+    store: ObjectStore | None, ref: str, device: str = "", field: str = "model"
+) -> TrainedModel:
     """A checkpoint named ``builtin:NAME``, by an object key or a model prefix, ready for inference
-    (on ``device``; default: the GPU when there is one)."""
+    (on ``device``; default: the GPU when there is one). A bad ``ref`` is reported against ``field``."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if not ref.startswith("builtin:") and store is None:
-        raise InvalidArgument(f"{ref!r}: only builtin:NAME models without an object store", field="model")
-    ckpt = resolve_checkpoint_ref(store, ref)  # type: ignore[arg-type]
+        raise InvalidArgument(f"{ref!r}: only builtin:NAME models without an object store", field=field)
+    ckpt = resolve_checkpoint_ref(store, ref, field)  # type: ignore[arg-type]
     net = model_from_checkpoint(ckpt, device)
     net.eval()
     size, coverage = int(ckpt.config.get("size", 64)), float(ckpt.config.get("coverage", 0.75))
-    return TrainedModel(net, size, coverage, ref, ckpt.step, device)
+    return TrainedModel(net, size, coverage, device)

@@ -23,12 +23,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from faceswap.media.frames import read_frames
 from faceswap.media.probe import probe
+
+if TYPE_CHECKING:
+    from services.live.client import StreamStats
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIP = ROOT / "samples" / "liveportrait_s18.mp4"
@@ -129,6 +133,19 @@ def batch_run(
     return len(frames) / seconds, images, ""
 
 
+def _variant_rows(
+    prefix: str, stats: StreamStats, cpu: float, baseline_name: str, baseline: float, note: str
+) -> list[dict]:
+    """frames/s (against ``baseline``), p95, drops and CPU of one more stream of the same clip."""
+    return [
+        {"metric": f"{prefix}_fps", "value": stats.fps, "unit": "frames/s", "baseline_name": baseline_name,
+         "baseline": baseline, "note": note},
+        {"metric": f"{prefix}_latency_p95", "value": stats.percentile(95) * 1000, "unit": "ms"},
+        {"metric": f"{prefix}_dropped", "value": len(stats.dropped), "unit": "frames"},
+        {"metric": f"{prefix}_cpu_per_frame", "value": cpu * 1000, "unit": "ms CPU"},
+    ]  # fmt: skip
+
+
 def _face_stats(image: np.ndarray, lm: np.ndarray) -> tuple[float, float]:
     """Laplacian variance and mean L* inside the inner face (hull of the jaw and brows)."""
     mask = np.zeros(image.shape[:2], np.uint8)
@@ -183,25 +200,13 @@ def _pair(name: str, clip: Path, faces_b: Path, n: int, workdir: Path, raw_too: 
     ]  # fmt: skip
     if raw_too:
         rstats, _, rcpu = live_run(frames, fps, faces_b, set(), raw=True)
-        rows += [
-            {"metric": f"{p}_raw_fps", "value": rstats.fps, "unit": "frames/s", "baseline_name": "JPEG",
-             "baseline": stats.fps, "note": "raw BGR frames both ways"},
-            {"metric": f"{p}_raw_latency_p95", "value": rstats.percentile(95) * 1000, "unit": "ms"},
-            {"metric": f"{p}_raw_dropped", "value": len(rstats.dropped), "unit": "frames"},
-            {"metric": f"{p}_raw_cpu_per_frame", "value": rcpu * 1000, "unit": "ms CPU"},
-        ]  # fmt: skip
-    if raw_too:
+        rows += _variant_rows(f"{p}_raw", rstats, rcpu, "JPEG", stats.fps, "raw BGR frames both ways")
         # Hybrid with the bundled model (trained on this pair only): what the decoder costs live.
         hstats, _, hcpu = live_run(frames, fps, faces_b, set(), raw=False, model="builtin:demo")
-        rows += [
-            {"metric": f"{p}_hybrid_fps", "value": hstats.fps, "unit": "frames/s", "baseline_name": "retrieval",
-             "baseline": stats.fps, "note": "faceswap live --model builtin:demo"},
-            {"metric": f"{p}_hybrid_latency_p95", "value": hstats.percentile(95) * 1000, "unit": "ms"},
-            {"metric": f"{p}_hybrid_dropped", "value": len(hstats.dropped), "unit": "frames"},
-            {"metric": f"{p}_hybrid_cpu_per_frame", "value": hcpu * 1000, "unit": "ms CPU"},
-            {"metric": f"{p}_hybrid_stage_model", "value": hstats.stage_means().get("model", 0.0) * 1000,
-             "unit": "ms"},
-        ]  # fmt: skip
+        rows += _variant_rows(f"{p}_hybrid", hstats, hcpu, "retrieval", stats.fps,
+                              "faceswap live --model builtin:demo")  # fmt: skip
+        rows.append({"metric": f"{p}_hybrid_stage_model", "unit": "ms",
+                     "value": hstats.stage_means().get("model", 0.0) * 1000})  # fmt: skip
     for stage, seconds in stats.stage_means().items():
         rows.append({"metric": f"{p}_stage_{stage}", "value": seconds * 1000, "unit": "ms"})
     both = [s for s in probe if s in live_frames and s in batch_frames]

@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="",
         help="a trained model of B for the hybrid method (builtin:NAME, a stored model prefix or "
         "checkpoint key): the decoder's face where B's real mouth or eyes cannot follow A's "
-        "(~12 ms more CPU a frame for the 64 px demo model); default: retrieval only",
+        "(~30 ms more CPU a frame on two cores for the 64 px demo model); default: retrieval only",
     )
     p.add_argument("--input", "-i", required=True, help="video file or camera (0, /dev/video0)")
     out = p.add_mutually_exclusive_group()

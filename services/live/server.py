@@ -130,15 +130,11 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
             return None
         with self._models_lock:
             if ref not in self._models:
-                try:
-                    store = None if ref.startswith("builtin:") else self.store
-                    self._models[ref] = load_trained_model(store, ref)
-                    # On a CPU, frames are decoded in the render workers at once: one torch
-                    # thread each, or workers x threads oversubscribe the cores.
-                    torch.set_num_threads(1)
-                except InvalidArgument as exc:  # the library names its own field
-                    message = exc.message.split(": ", 1)[-1] if exc.field else exc.message
-                    raise InvalidArgument(message, field="config.model") from None
+                store = None if ref.startswith("builtin:") else self.store
+                self._models[ref] = load_trained_model(store, ref, field="config.model")
+                # On a CPU, frames are decoded in the render workers at once: one torch thread
+                # each, or workers x threads oversubscribe the cores.
+                torch.set_num_threads(1)
             return self._models[ref]
 
     def Swap(
