@@ -171,6 +171,11 @@ def stream(
             ready.wait(timeout or 600)
         stats.started = time.perf_counter()
         for i, frame in enumerate(frames):
+            if i == 0:
+                # The clock starts at the first frame, not before it: a video reader takes ~0.2 s
+                # to yield it, and pacing from before then sent frames 2-8 in a burst that the
+                # server's newest-wins queue dropped.
+                stats.started = time.perf_counter()
             if fps:
                 due = stats.started + i / fps
                 delay = due - time.perf_counter()

@@ -247,3 +247,18 @@ def test_patch_replies_carry_only_the_face_and_rebuild_the_frame(stub, frames_a)
     assert np.array_equal(image[outside], frames_a[0][outside])  # never re-compressed
     diff = np.abs(image.astype(int) - frames_a[0]).max(axis=2)
     assert (diff > 30).sum() > 2000  # the face was swapped
+
+
+def test_pacing_starts_at_the_first_frame_so_a_slow_reader_sends_no_burst(stub, jpegs_a) -> None:
+    """A video reader takes a while to yield its first frame; paced from before it, the frames
+    due meanwhile went out at once and the server's small queue dropped them."""
+
+    def slow_start() -> Iterator[bytes]:
+        time.sleep(0.5)  # ffmpeg starting up
+        yield from jpegs_a[:5]
+
+    replies: list[live_pb2.LiveFrame] = []
+    stats = lc.stream(stub, _config(queue_size=64), slow_start(), 10.0, on_reply=replies.append, timeout=120)
+    assert stats.sequences == [1, 2, 3, 4, 5] and not stats.dropped
+    sent = sorted(r.capture_time for r in replies)
+    assert min(np.diff(sent)) > 0.07, f"frames sent {np.diff(sent)} s apart at 10 frames/s"
