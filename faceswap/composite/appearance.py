@@ -506,21 +506,36 @@ def _grown_hull(mask: np.ndarray, pts: np.ndarray, radius: float) -> None:
     _hull(mask, grown)
 
 
+BROW_HEIGHT = 0.1  # x the eye distance: how far a brow may reach above its landmarks
+EYE_EXTRA = 0.05  # x the eye distance: the eye's hull grows this much more than the others
+
+
 def feature_mask(lm: np.ndarray, shape: tuple[int, int], grow: float = 0.06) -> np.ndarray:
     """0/255 mask of the brows, eyes, nose and mouth (each hull grown by ``grow`` x the eye distance).
 
     Each brow is a thick line that stops short of its outer end, where hair at the temple would
     otherwise pass for brow."""
     lm = np.asarray(lm, np.float64)
-    r = max(1.0, grow * float(interocular(lm)))
+    iod = float(interocular(lm))
+    r = max(1.0, grow * iod)
+    eye_axis = (lm[45] - lm[36]) / max(float(np.linalg.norm(lm[45] - lm[36])), 1e-6)
+    up = np.array([eye_axis[1], -eye_axis[0]]) * BROW_HEIGHT * iod
     m = np.zeros(shape, np.uint8)
     for brow, eye in ((lm[17:22].copy(), lm[36:40]), (lm[26:21:-1].copy(), lm[45:41:-1])):
         # From the outer end inwards; the outer quarter is left to the skin test (temple hair).
         brow[0] += 0.25 * (brow[-1] - brow[0])
-        _grown_hull(m, np.concatenate([brow, eye]), r)  # the brow down to its eye
-    for part in (slice(36, 42), slice(42, 48), slice(27, 36), slice(48, 60)):
+        # dlib's brow points run along a thick brow's lower half: the hull reaches above them.
+        _grown_hull(m, np.concatenate([brow, brow + up, eye]), r)  # the brow down to its eye
+    for part in (slice(36, 42), slice(42, 48)):
+        # Lashes, liner and the lid's crease lie just outside the eye's points.
+        _grown_hull(m, lm[part], r + EYE_EXTRA * iod)
+    for part in (slice(27, 36), slice(48, 60)):
         _grown_hull(m, lm[part], r)
     return m
+
+
+LOCAL_LIGHT = 0.3  # x the eye distance: the blur the skin's local light is taken over
+DARK_TOLERANCE = 0.2  # share below that local light at which a pixel starts to stop being skin
 
 
 def skin_weight(image: np.ndarray, lm: np.ndarray, region: np.ndarray) -> np.ndarray:
@@ -541,12 +556,33 @@ def skin_weight(image: np.ndarray, lm: np.ndarray, region: np.ndarray) -> np.nda
         return np.ones((h, w), np.float32)
     centre = np.median(sample, axis=0)
     spread = np.maximum(np.median(np.abs(sample - centre), axis=0) * 1.4826, (6.0, 3.0, 3.0))
+    planes = cv2.split(lab)  # contiguous planes: fast
     d2 = np.zeros((h, w), np.float32)
-    for plane, c, sd in zip(cv2.split(lab), centre, spread, strict=True):  # planes: contiguous, fast
+    for plane, c, sd in zip(planes[1:], centre[1:], spread[1:], strict=True):
         d2 += ((plane - np.float32(c)) * np.float32(1.0 / (3.0 * sd))) ** 2
+    # Lightness against the skin's own light nearby, not the cheeks' spread: a side-lit face's
+    # cheeks spread so far that hair (L* ~20 by skin at ~70) passed at a weight of 0.3, a ghost
+    # of B's strands on A's temple. Shading is smooth and follows that local light; hair is far
+    # darker than it. Brighter than the cheeks (shine) is judged by the cheeks' spread.
+    light = planes[0]
+    skin_like = np.exp(-0.5 * np.maximum(d2 - 1.0, 0.0)) * (region > 0)
+    sigma = LOCAL_LIGHT * float(interocular(lm))
+    for _ in range(2):  # the second pass takes the light without the hair the first one found
+        local = _masked_lowpass(light[..., None], skin_like, sigma, (w, h)).reshape(h, w)
+        local = np.maximum(local, np.float32(centre[0] * 0.5))
+        darker = np.maximum(local - light, 0.0) / (np.float32(DARK_TOLERANCE) * local)
+        skin_like = skin_like * np.exp(-0.5 * np.maximum(darker**2 - 1.0, 0.0))
+    brighter = np.maximum(light - np.float32(centre[0]), 0.0) * np.float32(1.0 / (3.0 * spread[0]))
+    d2 += darker**2 + brighter**2
     weight = np.exp(-0.5 * np.maximum(d2 - 1.0, 0.0))
     weight[feature_mask(lm, (h, w)) > 0] = 1.0
-    return cv2.GaussianBlur(weight.astype(np.float32), (0, 0), max(1.0, 0.03 * float(interocular(lm))))
+    # Pulled back from hair before the blur, so the soft edge ends on skin: blurred as it was, the
+    # edge's outer half lay on B's hair and left a dark fringe (a hook of hair at a brow's end).
+    sigma = max(1.0, 0.03 * float(interocular(lm)))
+    r = max(1, round(2 * sigma))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    weight = cv2.erode(weight.astype(np.float32), disc)
+    return cv2.GaussianBlur(weight, (0, 0), sigma)
 
 
 # -- per-region choice ---------------------------------------------------------------------------
@@ -682,6 +718,17 @@ def _finish_lab(out: np.ndarray, la: np.ndarray, frame_s: np.ndarray, skin: np.n
         top_c = min(254.0, float(np.percentile(channel[skin], 99.5)) + 2.0)
         luts.append(_shoulder_lut(top_c, top_c - 15.0))
     return cv2.LUT(face, np.stack(luts, -1)[None])
+
+
+def _relit(lab: np.ndarray, low: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """``lab`` (B's face, L*a*b*) in A's light: its low frequencies ``low`` moved by ``shift``.
+
+    L* moves by the whole shift; a* and b* by the shift times the pixel's lightness against its
+    low (at most 1). Colour under light scales with the light: the additive shift made B's dark
+    patches (hair-shaded skin, an under-eye ring) as yellow as A's lit cheek, an olive smudge."""
+    k = np.clip(lab[..., 0] / np.maximum(low[..., 0], 1.0), 0.2, 1.0)
+    shift[..., 1:] *= k[..., None]  # (in place: the callers' shifts are their own)
+    return cv2.add(lab, shift)
 
 
 def place_source(
@@ -829,26 +876,34 @@ def compose(
     lr = _to_lab(composite)
     # Light is estimated on skin only: A's own brows, eyes and mouth must not shade B's face (a
     # ghost brow above B's), nor B's darken the light taken from A.
+    # Hair is not skin either: B's dark hair by the cheek, counted in B's light, made the skin
+    # beside it come out pale (a light band along the mask's edge); A's the same the other way.
+    composite_s = cv2.resize(composite, (ws, hs), interpolation=cv2.INTER_AREA)
+    skin_of_b = skin_weight(composite_s, t_s, region)  # B's own pixels, before A's light
     skin_a = region * (1.0 - feature_mask(a_s, small, 0.12).astype(np.float32) / 255.0)
-    skin_b = region * (1.0 - feature_mask(t_s, small, 0.12).astype(np.float32) / 255.0)
+    skin_a *= skin_weight(frame_s, a_s, region)
+    skin_b = region * (1.0 - feature_mask(t_s, small, 0.12).astype(np.float32) / 255.0) * skin_of_b
     lr_s = cv2.resize(lr, (ws, hs), interpolation=cv2.INTER_AREA)
     if decoded is not None:
         # Hybrid: B's real face everywhere its expression agrees with A's; where it cannot (a
         # blink, a mouth shape B's footage lacks) the decoder's B, which has A's expression.
         low_a = _masked_lowpass(la, skin_a, sigma_l, (w, h))
-        real_band = lr - _masked_lowpass(lr_s, skin_b, sigma_l, (w, h))
+        low_real = _masked_lowpass(lr_s, skin_b, sigma_l, (w, h))
         ld = _to_lab(bend(decoded.astype(np.float32), a_roi, t_roi, basis))
         ld_s = cv2.resize(ld, (ws, hs), interpolation=cv2.INTER_AREA)
-        dec_band = ld - _masked_lowpass(ld_s, skin_b, sigma_l, (w, h))
+        low_dec = _masked_lowpass(ld_s, skin_b, sigma_l, (w, h))
         g = cv2.resize(gate, (w, h), interpolation=cv2.INTER_LINEAR)[..., None]
-        out = low_a + g * real_band + (1 - g) * dec_band
+        source = g * lr + (1 - g) * ld
+        low_source = g * low_real + (1 - g) * low_dec
+        out = _relit(source, low_source, low_a - low_source)
     else:
         # A's low frequencies for B's: one difference of two low-passes, enlarged once.
-        shift = _masked_lowpass(la, skin_a, sigma_l) - _masked_lowpass(lr_s, skin_b, sigma_l)
-        out = cv2.add(lr, cv2.resize(shift, (w, h), interpolation=cv2.INTER_LINEAR))
+        low_b = _masked_lowpass(lr_s, skin_b, sigma_l)
+        shift = _masked_lowpass(la, skin_a, sigma_l) - low_b
+        size = (w, h)
+        out = _relit(lr, cv2.resize(low_b, size), cv2.resize(shift, size, interpolation=cv2.INTER_LINEAR))
     face = _finish_lab(out, la, frame_s, skin_a > 0.5)
     # Hair and background are told from skin on B's own pixels, before A's light changes them.
-    composite_s = cv2.resize(composite, (ws, hs), interpolation=cv2.INTER_AREA)
-    alpha = alpha * skin_weight(composite_s, t_s, region)
+    alpha = alpha * skin_of_b
     alpha = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR)
     return Composed(face, np.clip(alpha, 0.0, 1.0).astype(np.float32))

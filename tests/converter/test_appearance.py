@@ -182,3 +182,103 @@ def test_alpha_blend_leaves_pixels_outside_the_mask_untouched() -> None:
     assert np.array_equal(out[outside], roi[outside])
     expected = np.clip(np.rint(roi[~outside] * 0.5 + face[~outside] * 0.5), 0, 255)
     assert np.abs(out[~outside].astype(int) - expected).max() <= 1
+
+
+# -- what the compose takes for skin, and how it relights B (synthetic faces, exact places) -------
+SKIN_BGR = np.array([150.0, 170.0, 220.0])  # a lit cheek, L* ~73
+HAIR_BGR = np.array([30.0, 40.0, 55.0])  # dark brown hair, L* ~17
+
+
+def _side_lit(lm: np.ndarray, size: int = 400) -> np.ndarray:
+    """A skin-coloured frame lit from the right: the left cheek at 55 % of the right's light."""
+    light = np.linspace(0.55, 1.0, size)[None, :, None]
+    return np.broadcast_to(SKIN_BGR * light, (size, size, 3)).astype(np.float32).copy()
+
+
+def _temple_strip(lm: np.ndarray) -> tuple[slice, slice]:
+    """A vertical band by the left temple, inside the face's outline and clear of brow and eye."""
+    x = int(lm[0, 0]) + 6
+    return slice(int(lm[17, 1]) - 10, int(lm[1, 1])), slice(x, x + 14)
+
+
+def _lab(image: np.ndarray) -> np.ndarray:
+    lab = cv2.cvtColor(np.clip(image, 0, 255).astype(np.uint8), cv2.COLOR_BGR2LAB).astype(np.float64)
+    return lab * (100 / 255, 1, 1) - (0, 128, 128)
+
+
+def test_hair_by_a_side_lit_face_is_not_skin() -> None:
+    """A side-lit face's cheeks spread so wide in lightness that dark hair passed the old test
+    at a weight of ~0.3 (a ghost of B's strands on A's temple); its shaded cheek must still pass."""
+    lm = _face()
+    image = _side_lit(lm)
+    ys, xs = _temple_strip(lm)
+    image[ys, xs] = HAIR_BGR
+    assert not ap.feature_mask(lm, image.shape[:2])[ys, xs].any()  # the test looks at the hair
+    weight = ap.skin_weight(image, lm, np.ones(image.shape[:2], np.float32))
+    assert weight[ys, xs.start + 2 : xs.stop - 2].max() < 0.05  # the hair, to its edges
+    # The soft edge ends on skin, not on the hair (a dark fringe otherwise).
+    assert weight[ys, xs.start : xs.start + 1].max() < 0.2
+    shaded_cheek = weight[int(lm[30, 1]), int(lm[2, 0]) + 25 : int(lm[31, 0]) - 10]
+    assert shaded_cheek.min() > 0.8
+
+
+def test_a_thick_brow_above_its_landmarks_is_kept() -> None:
+    """dlib's brow points run along a thick brow's lower half: the hull reaches above them."""
+    lm = _face()
+    iod = float(ap.interocular(lm))
+    mask = ap.feature_mask(lm, (400, 400))
+    for i in (19, 24):  # each brow's middle point, 8 % of the eye distance higher
+        x, y = lm[i]
+        assert mask[int(y - 0.08 * iod), int(x)] > 0
+
+
+def _composed(a: np.ndarray, b: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple]:
+    box = ap.roi_box(lm, a.shape[1], a.shape[0])
+    x0, y0, x1, y1 = box
+    one = [(0, 1.0)]
+    sources = {"face": one, "mouth": one, "eyes": one}
+    out = ap.compose(_u8(a)[y0:y1, x0:x1], lm, box, sources, [_u8(b)], lm[None])
+    return out.face, out.alpha, box
+
+
+def _u8(image: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def test_b_hair_does_not_brighten_the_skin_beside_it() -> None:
+    """Light is taken from skin only: B's hair by the cheek, counted as B's light, made A's light
+    brighten B's skin next to it (a pale band along the mask's edge)."""
+    lm = _face()
+    # A lit from above (its brightest skin, where the highlight shoulder sits, is well above the
+    # cheeks measured), B evenly.
+    a = (SKIN_BGR * np.linspace(1.0, 0.6, 400)[:, None, None] * np.ones((1, 400, 1))).astype(np.float32)
+    b = np.broadcast_to(SKIN_BGR * 0.8, (400, 400, 3)).astype(np.float32).copy()
+    ys, xs = _temple_strip(lm)
+    edge = xs.stop + 16
+    b[ys.start :, :edge] = HAIR_BGR  # B's hair hangs down the left side of the face
+    face, alpha, (x0, y0, _, _) = _composed(a, b, lm)
+    light = _lab(face)[..., 0]
+    row = int(lm[29, 1]) - y0
+    beside = light[row, edge - x0 + 8 : edge - x0 + 20]  # B's skin just right of the hair
+    far = light[row, int(lm[14, 0]) - x0 - 40 : int(lm[14, 0]) - x0 - 28]  # B's other cheek
+    assert alpha[row, edge - x0 + 8 : edge - x0 + 20].min() > 0.5  # that skin is shown
+    assert abs(beside.mean() - far.mean()) < 1.5, (beside.mean(), far.mean())
+
+
+def test_a_dark_patch_of_b_takes_a_smaller_colour_shift() -> None:
+    """Colour under light scales with the light: B's dark under-eye in A's warmer light stays a
+    darker B, not an olive smudge (the old additive shift gave it the lit cheek's whole b* shift)."""
+    lm = _face()
+    a = np.broadcast_to(np.array([90.0, 160.0, 215.0]), (400, 400, 3)).astype(np.float32).copy()  # warm
+    b = np.broadcast_to(np.array([175.0, 165.0, 200.0]), (400, 400, 3)).astype(np.float32).copy()  # cool
+    cx, cy = np.round(lm[[40, 41]].mean(0) + np.array([0.0, 14.0])).astype(int)  # under the left eye
+    b[cy - 4 : cy + 5, cx - 8 : cx + 9] *= 0.45  # B's dark ring there
+    face, _alpha, (x0, y0, _, _) = _composed(a, b, lm)
+    out, src = _lab(face), _lab(_u8(b)[y0:, x0:][: face.shape[0], : face.shape[1]])
+    py, px = cy - y0, cx - x0
+    cheek = (int(lm[30, 1]) - y0, int(lm[13, 0]) - x0 - 35)
+    shift_patch = out[py, px, 2] - src[py, px, 2]
+    shift_cheek = out[cheek][2] - src[cheek][2]
+    assert shift_cheek > 8  # A's light is warmer: B's lit cheek takes it
+    assert shift_patch < 0.75 * shift_cheek, (shift_patch, shift_cheek)
+    assert out[py, px, 0] < out[cheek][0] - 15  # and the ring stays darker than the cheek
