@@ -538,11 +538,10 @@ LOCAL_LIGHT = 0.3  # x the eye distance: the blur the skin's local light is take
 DARK_TOLERANCE = 0.2  # share below that local light at which a pixel starts to stop being skin
 
 
-def skin_weight(image: np.ndarray, lm: np.ndarray, region: np.ndarray) -> np.ndarray:
-    """0..1 per pixel: how much like the face's own cheek skin it is (hair, background -> 0).
-
-    Skin statistics come from the cheeks and the nose bridge; the brows, eyes, nose and mouth are
-    kept whatever their colour (they are the face), so only the outer ring is tested."""
+def skin_likeness(image: np.ndarray, lm: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """0..1 per pixel, not smoothed: how much like the face's own cheek skin it is (hair,
+    background -> 0), features included. What the light estimates weigh by; ``skin_weight``
+    makes the mask's version of it."""
     lm = np.asarray(lm, np.float64)
     h, w = image.shape[:2]
     lab = cv2.cvtColor(np.clip(image, 0, 255).astype(np.uint8), cv2.COLOR_BGR2LAB).astype(np.float32)
@@ -553,7 +552,7 @@ def skin_weight(image: np.ndarray, lm: np.ndarray, region: np.ndarray) -> np.nda
     cheeks &= (region > 0).astype(np.uint8) * 255
     sample = lab[cheeks > 0]
     if len(sample) < 20:
-        return np.ones((h, w), np.float32)
+        return np.ones((h, w), np.float32)  # no cheek to learn from: nothing is refused
     centre = np.median(sample, axis=0)
     spread = np.maximum(np.median(np.abs(sample - centre), axis=0) * 1.4826, (6.0, 3.0, 3.0))
     planes = cv2.split(lab)  # contiguous planes: fast
@@ -574,7 +573,20 @@ def skin_weight(image: np.ndarray, lm: np.ndarray, region: np.ndarray) -> np.nda
         skin_like = skin_like * np.exp(-0.5 * np.maximum(darker**2 - 1.0, 0.0))
     brighter = np.maximum(light - np.float32(centre[0]), 0.0) * np.float32(1.0 / (3.0 * spread[0]))
     d2 += darker**2 + brighter**2
-    weight = np.exp(-0.5 * np.maximum(d2 - 1.0, 0.0))
+    return np.exp(-0.5 * np.maximum(d2 - 1.0, 0.0))
+
+
+def skin_weight(
+    image: np.ndarray, lm: np.ndarray, region: np.ndarray, likeness: np.ndarray | None = None
+) -> np.ndarray:
+    """0..1 per pixel, smooth: where the mask shows B (hair, background -> 0).
+
+    Skin statistics come from the cheeks and the nose bridge; the brows, eyes, nose and mouth are
+    kept whatever their colour (they are the face), so only the outer ring is tested.
+    ``likeness``: ``skin_likeness`` of the same image, when already made."""
+    lm = np.asarray(lm, np.float64)
+    h, w = image.shape[:2]
+    weight = skin_likeness(image, lm, region) if likeness is None else likeness.copy()
     weight[feature_mask(lm, (h, w)) > 0] = 1.0
     # Pulled back from hair before the blur, so the soft edge ends on skin: blurred as it was, the
     # edge's outer half lay on B's hair and left a dark fringe (a hook of hair at a brow's end).
@@ -721,14 +733,18 @@ def _finish_lab(out: np.ndarray, la: np.ndarray, frame_s: np.ndarray, skin: np.n
 
 
 def _relit(lab: np.ndarray, low: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """``lab`` (B's face, L*a*b*) in A's light: its low frequencies ``low`` moved by ``shift``.
+    """``lab`` (B's face, L*a*b*) in A's light: its low frequencies ``low`` (L*a*b*, or L* alone)
+    moved by ``shift``.
 
     L* moves by the whole shift; a* and b* by the shift times the pixel's lightness against its
     low (at most 1). Colour under light scales with the light: the additive shift made B's dark
     patches (hair-shaded skin, an under-eye ring) as yellow as A's lit cheek, an olive smudge."""
-    k = np.clip(lab[..., 0] / np.maximum(low[..., 0], 1.0), 0.2, 1.0)
-    shift[..., 1:] *= k[..., None]  # (in place: the callers' shifts are their own)
-    return cv2.add(lab, shift)
+    # (cv2 on single planes: numpy over a strided last axis is several times slower here.)
+    low_l = low if low.ndim == 2 else cv2.extractChannel(low, 0)
+    k = cv2.divide(cv2.extractChannel(lab, 0), cv2.max(low_l, 1.0))
+    k = cv2.max(cv2.min(k, 1.0), 0.2)
+    sl, sa, sb = cv2.split(shift)
+    return cv2.add(lab, cv2.merge([sl, cv2.multiply(sa, k), cv2.multiply(sb, k)]))
 
 
 def place_source(
@@ -879,10 +895,10 @@ def compose(
     # Hair is not skin either: B's dark hair by the cheek, counted in B's light, made the skin
     # beside it come out pale (a light band along the mask's edge); A's the same the other way.
     composite_s = cv2.resize(composite, (ws, hs), interpolation=cv2.INTER_AREA)
-    skin_of_b = skin_weight(composite_s, t_s, region)  # B's own pixels, before A's light
+    like_b = skin_likeness(composite_s, t_s, region)  # B's own pixels, before A's light
     skin_a = region * (1.0 - feature_mask(a_s, small, 0.12).astype(np.float32) / 255.0)
-    skin_a *= skin_weight(frame_s, a_s, region)
-    skin_b = region * (1.0 - feature_mask(t_s, small, 0.12).astype(np.float32) / 255.0) * skin_of_b
+    skin_a *= skin_likeness(frame_s, a_s, region)
+    skin_b = region * (1.0 - feature_mask(t_s, small, 0.12).astype(np.float32) / 255.0) * like_b
     lr_s = cv2.resize(lr, (ws, hs), interpolation=cv2.INTER_AREA)
     if decoded is not None:
         # Hybrid: B's real face everywhere its expression agrees with A's; where it cannot (a
@@ -901,9 +917,10 @@ def compose(
         low_b = _masked_lowpass(lr_s, skin_b, sigma_l)
         shift = _masked_lowpass(la, skin_a, sigma_l) - low_b
         size = (w, h)
-        out = _relit(lr, cv2.resize(low_b, size), cv2.resize(shift, size, interpolation=cv2.INTER_LINEAR))
+        low_l = cv2.resize(cv2.extractChannel(low_b, 0), size, interpolation=cv2.INTER_LINEAR)
+        out = _relit(lr, low_l, cv2.resize(shift, size, interpolation=cv2.INTER_LINEAR))
     face = _finish_lab(out, la, frame_s, skin_a > 0.5)
     # Hair and background are told from skin on B's own pixels, before A's light changes them.
-    alpha = alpha * skin_of_b
+    alpha = alpha * skin_weight(composite_s, t_s, region, like_b)
     alpha = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR)
     return Composed(face, np.clip(alpha, 0.0, 1.0).astype(np.float32))
