@@ -34,3 +34,21 @@ def bank():
 
     bank, _ = bank_from_path(str(CLIP_B), FACES_B, [SAMPLES.resolve()])
     return bank
+
+
+@pytest.fixture(scope="session")
+def b_embeddings() -> np.ndarray:
+    """dlib embeddings of B's face in six frames of B's clip: who the swapped faces should be."""
+    from live_helpers import face_identity
+
+    cap = cv2.VideoCapture(str(CLIP_B))
+    out = []
+    for index in itertools.count():
+        ok, image = cap.read()
+        if not ok or len(out) == 6:
+            break
+        if index % 20 == 0 and (found := face_identity(image)) is not None:
+            out.append(found[1])
+    cap.release()
+    assert len(out) >= 3
+    return np.stack(out)
