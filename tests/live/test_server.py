@@ -48,6 +48,11 @@ def _wait_streams_closed(timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
+def test_the_server_leaves_parallelism_to_its_render_workers(server) -> None:
+    """One OpenCV thread: the workers already use every core (its pool cost ~25 % more CPU)."""
+    assert cv2.getNumThreads() == 1
+
+
 def test_frames_come_back_swapped_in_order_with_timings(stub, jpegs_a, frames_a, b_embeddings) -> None:
     replies: list[live_pb2.LiveFrame] = []
     stats = lc.stream(stub, _config(queue_size=64), jpegs_a[:12], None, on_reply=replies.append, timeout=120)
