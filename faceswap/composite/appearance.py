@@ -903,15 +903,19 @@ def compose(
     if decoded is not None:
         # Hybrid: B's real face everywhere its expression agrees with A's; where it cannot (a
         # blink, a mouth shape B's footage lacks) the decoder's B, which has A's expression.
-        low_a = _masked_lowpass(la, skin_a, sigma_l, (w, h))
-        low_real = _masked_lowpass(lr_s, skin_b, sigma_l, (w, h))
+        # The low-passes are mixed at their reduced scale and enlarged once, as below.
         ld = _to_lab(bend(decoded.astype(np.float32), a_roi, t_roi, basis))
         ld_s = cv2.resize(ld, (ws, hs), interpolation=cv2.INTER_AREA)
-        low_dec = _masked_lowpass(ld_s, skin_b, sigma_l, (w, h))
-        g = cv2.resize(gate, (w, h), interpolation=cv2.INTER_LINEAR)[..., None]
-        source = g * lr + (1 - g) * ld
-        low_source = g * low_real + (1 - g) * low_dec
-        out = _relit(source, low_source, low_a - low_source)
+        low_real = _masked_lowpass(lr_s, skin_b, sigma_l)
+        low_dec = _masked_lowpass(ld_s, skin_b, sigma_l)
+        g_low = cv2.resize(gate, low_real.shape[1::-1], interpolation=cv2.INTER_AREA)
+        low_source = cv2.blendLinear(low_real, low_dec, g_low, 1.0 - g_low)
+        shift = _masked_lowpass(la, skin_a, sigma_l) - low_source
+        size = (w, h)
+        g = cv2.resize(gate, size, interpolation=cv2.INTER_LINEAR)
+        source = cv2.blendLinear(lr, ld, g, 1.0 - g)
+        low_l = cv2.resize(cv2.extractChannel(low_source, 0), size, interpolation=cv2.INTER_LINEAR)
+        out = _relit(source, low_l, cv2.resize(shift, size, interpolation=cv2.INTER_LINEAR))
     else:
         # A's low frequencies for B's: one difference of two low-passes, enlarged once.
         low_b = _masked_lowpass(lr_s, skin_b, sigma_l)
