@@ -151,7 +151,19 @@ class LiveSession:
         get_model("hog"), get_model("landmarks")
         ap.warm_up()
         self.max_resolution = load_limits().max_resolution
+        self._warm_render()
         self.faces_found = 0
+
+    def _warm_render(self) -> None:
+        """B's first face swapped onto itself, before the ready reply: a process's first frames
+        rendered 2-6x slower than the rest (first calls into OpenCV's and numpy's paths, the
+        decoder's first batch) and the 2-frame queue dropped one of them."""
+        if not len(self.bank):
+            return
+        image = self.bank.image(0)
+        lm = np.asarray(self.bank.index.landmarks[0], np.float64)
+        frame = InFrame(0, 0.0, RAW, b"", image.shape[1], image.shape[0])
+        self.render(Prepared(frame, image, lm, {r: [(0, 1.0)] for r in ap.REGIONS}, {}))
 
     # -- sequential part -------------------------------------------------------------------------
     def decode(self, frame: InFrame) -> np.ndarray:
