@@ -732,7 +732,10 @@ def _finish_lab(out: np.ndarray, la: np.ndarray, frame_s: np.ndarray, skin: np.n
     return cv2.LUT(face, np.stack(luts, -1)[None])
 
 
-def _relit(lab: np.ndarray, low: np.ndarray, shift: np.ndarray) -> np.ndarray:
+FEATURE_CHROMA = 0.25  # the share of A's colour shift a pixel of B unlike B's skin takes (brows, liner)
+
+
+def _relit(lab: np.ndarray, low: np.ndarray, shift: np.ndarray, skin: np.ndarray | None = None) -> np.ndarray:
     """``lab`` (B's face, L*a*b*) in A's light: its low frequencies ``low`` (L*a*b*, or L* alone)
     moved by ``shift``.
 
@@ -743,6 +746,10 @@ def _relit(lab: np.ndarray, low: np.ndarray, shift: np.ndarray) -> np.ndarray:
     low_l = low if low.ndim == 2 else cv2.extractChannel(low, 0)
     k = cv2.divide(cv2.extractChannel(lab, 0), cv2.max(low_l, 1.0))
     k = cv2.max(cv2.min(k, 1.0), 0.2)
+    if skin is not None:
+        # A's colour shift is mostly the two skins' tones (A pale pink, B tan), not the light's:
+        # B's brown brows and liner took it whole and came out lilac grey. Features keep B's hue.
+        k = cv2.multiply(k, cv2.add(cv2.multiply(skin, 1.0 - FEATURE_CHROMA), FEATURE_CHROMA))
     sl, sa, sb = cv2.split(shift)
     return cv2.add(lab, cv2.merge([sl, cv2.multiply(sa, k), cv2.multiply(sb, k)]))
 
@@ -915,14 +922,16 @@ def compose(
         g = cv2.resize(gate, size, interpolation=cv2.INTER_LINEAR)
         source = cv2.blendLinear(lr, ld, g, 1.0 - g)
         low_l = cv2.resize(cv2.extractChannel(low_source, 0), size, interpolation=cv2.INTER_LINEAR)
-        out = _relit(source, low_l, cv2.resize(shift, size, interpolation=cv2.INTER_LINEAR))
+        like_full = cv2.resize(like_b, size, interpolation=cv2.INTER_LINEAR)
+        out = _relit(source, low_l, cv2.resize(shift, size, interpolation=cv2.INTER_LINEAR), like_full)
     else:
         # A's low frequencies for B's: one difference of two low-passes, enlarged once.
         low_b = _masked_lowpass(lr_s, skin_b, sigma_l)
         shift = _masked_lowpass(la, skin_a, sigma_l) - low_b
         size = (w, h)
         low_l = cv2.resize(cv2.extractChannel(low_b, 0), size, interpolation=cv2.INTER_LINEAR)
-        out = _relit(lr, low_l, cv2.resize(shift, size, interpolation=cv2.INTER_LINEAR))
+        like_full = cv2.resize(like_b, size, interpolation=cv2.INTER_LINEAR)
+        out = _relit(lr, low_l, cv2.resize(shift, size, interpolation=cv2.INTER_LINEAR), like_full)
     face = _finish_lab(out, la, frame_s, skin_a > 0.5)
     # Hair and background are told from skin on B's own pixels, before A's light changes them.
     alpha = alpha * skin_weight(composite_s, t_s, region, like_b)

@@ -282,3 +282,22 @@ def test_a_dark_patch_of_b_takes_a_smaller_colour_shift() -> None:
     assert shift_cheek > 8  # A's light is warmer: B's lit cheek takes it
     assert shift_patch < 0.75 * shift_cheek, (shift_patch, shift_cheek)
     assert out[py, px, 0] < out[cheek][0] - 15  # and the ring stays darker than the cheek
+
+
+def test_b_brows_keep_their_hue_when_the_skins_differ() -> None:
+    """A's colour shift is mostly the two skins' tones, not the light's: B's brown brows took the
+    whole of it and came out lilac grey on a paler, pinker A. Skin takes it; B's features do not."""
+    lm = _face()
+    a = np.broadcast_to(np.array([190.0, 195.0, 235.0]), (400, 400, 3)).astype(np.float32).copy()  # pale pink
+    b = np.broadcast_to(np.array([120.0, 160.0, 205.0]), (400, 400, 3)).astype(np.float32).copy()  # tan
+    brow = np.zeros((400, 400), np.uint8)
+    cv2.polylines(brow, [np.round(lm[17:22]).astype(np.int32)], False, 255, 7)
+    b[brow > 0] = (50.0, 75.0, 125.0)  # a warm brown brow
+    face, _alpha, (x0, y0, _, _) = _composed(a, b, lm)
+    out, src = _lab(face), _lab(_u8(b)[y0:, x0:][: face.shape[0], : face.shape[1]])
+    bx, by = np.round(lm[19]).astype(int) - (x0, y0)
+    cheek = (int(lm[30, 1]) - y0, int(lm[13, 0]) - x0 - 35)
+    shift_cheek = out[cheek][1:] - src[cheek][1:]
+    shift_brow = out[by, bx, 1:] - src[by, bx, 1:]
+    assert np.linalg.norm(shift_cheek) > 10  # the skin takes A's tone
+    assert np.linalg.norm(shift_brow) < 0.2 * np.linalg.norm(shift_cheek), (shift_brow, shift_cheek)
