@@ -506,7 +506,8 @@ def _grown_hull(mask: np.ndarray, pts: np.ndarray, radius: float) -> None:
     _hull(mask, grown)
 
 
-BROW_HEIGHT = 0.1  # x the eye distance: how far a brow may reach above its landmarks
+# x the eye distance: how far a brow may reach above its landmarks (0.1 cut thick ones in half)
+BROW_HEIGHT = 0.2
 EYE_EXTRA = 0.05  # x the eye distance: the eye's hull grows this much more than the others
 
 

@@ -301,3 +301,20 @@ def test_b_brows_keep_their_hue_when_the_skins_differ() -> None:
     shift_brow = out[by, bx, 1:] - src[by, bx, 1:]
     assert np.linalg.norm(shift_cheek) > 10  # the skin takes A's tone
     assert np.linalg.norm(shift_brow) < 0.2 * np.linalg.norm(shift_cheek), (shift_brow, shift_cheek)
+
+
+def test_a_thick_brow_of_b_is_shown_to_its_top() -> None:
+    """B's thick brow reaches ~0.2 eye distances above dlib's points (they run along its lower
+    half): its top half failed the skin test, so A's forehead showed there and B's brows came out
+    thin and faint (the demo's first look)."""
+    lm = _face()
+    iod = float(ap.interocular(lm))
+    a = np.broadcast_to(np.array([190.0, 195.0, 235.0]), (400, 400, 3)).astype(np.float32).copy()
+    b = np.broadcast_to(np.array([120.0, 160.0, 205.0]), (400, 400, 3)).astype(np.float32).copy()
+    for brow in (lm[17:22], lm[22:27]):
+        top = brow - (0, 0.2 * iod)
+        cv2.fillPoly(b, [np.round(np.vstack([brow, top[::-1]])).astype(np.int32)], (50.0, 75.0, 125.0))
+    _face_img, alpha, (x0, y0, _, _) = _composed(a, b, lm)
+    for i in (19, 24):
+        x, y = np.round(lm[i] - (x0, y0 + 0.16 * iod)).astype(int)
+        assert alpha[y, x] > 0.8, (i, alpha[y, x])
