@@ -736,21 +736,19 @@ def _finish_lab(out: np.ndarray, la: np.ndarray, frame_s: np.ndarray, skin: np.n
 FEATURE_CHROMA = 0.25  # the share of A's colour shift a pixel of B unlike B's skin takes (brows, liner)
 
 
-def _relit(lab: np.ndarray, low: np.ndarray, shift: np.ndarray, skin: np.ndarray | None = None) -> np.ndarray:
-    """``lab`` (B's face, L*a*b*) in A's light: its low frequencies ``low`` (L*a*b*, or L* alone)
-    moved by ``shift``.
+def _relit(lab: np.ndarray, low: np.ndarray, shift: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """``lab`` (B's face, L*a*b*) in A's light: its low frequencies (L* of them, ``low``) moved by
+    ``shift``; ``skin`` (0..1) how much each pixel is like B's skin (``skin_likeness``).
 
     L* moves by the whole shift; a* and b* by the shift times the pixel's lightness against its
     low (at most 1). Colour under light scales with the light: the additive shift made B's dark
     patches (hair-shaded skin, an under-eye ring) as yellow as A's lit cheek, an olive smudge."""
     # (cv2 on single planes: numpy over a strided last axis is several times slower here.)
-    low_l = low if low.ndim == 2 else cv2.extractChannel(low, 0)
-    k = cv2.divide(cv2.extractChannel(lab, 0), cv2.max(low_l, 1.0))
+    k = cv2.divide(cv2.extractChannel(lab, 0), cv2.max(low, 1.0))
     k = cv2.max(cv2.min(k, 1.0), 0.2)
-    if skin is not None:
-        # A's colour shift is mostly the two skins' tones (A pale pink, B tan), not the light's:
-        # B's brown brows and liner took it whole and came out lilac grey. Features keep B's hue.
-        k = cv2.multiply(k, cv2.add(cv2.multiply(skin, 1.0 - FEATURE_CHROMA), FEATURE_CHROMA))
+    # A's colour shift is mostly the two skins' tones (A pale pink, B tan), not the light's:
+    # B's brown brows and liner took it whole and came out lilac grey. Features keep B's hue.
+    k = cv2.multiply(k, cv2.add(cv2.multiply(skin, 1.0 - FEATURE_CHROMA), FEATURE_CHROMA))
     sl, sa, sb = cv2.split(shift)
     return cv2.add(lab, cv2.merge([sl, cv2.multiply(sa, k), cv2.multiply(sb, k)]))
 
@@ -908,31 +906,25 @@ def compose(
     skin_a *= skin_likeness(frame_s, a_s, region)
     skin_b = region * (1.0 - feature_mask(t_s, small, 0.12).astype(np.float32) / 255.0) * like_b
     lr_s = cv2.resize(lr, (ws, hs), interpolation=cv2.INTER_AREA)
+    # A's low frequencies for B's: one difference of two low-passes at their reduced scale,
+    # enlarged once.
+    low_b = _masked_lowpass(lr_s, skin_b, sigma_l)
+    source = lr
     if decoded is not None:
         # Hybrid: B's real face everywhere its expression agrees with A's; where it cannot (a
         # blink, a mouth shape B's footage lacks) the decoder's B, which has A's expression.
-        # The low-passes are mixed at their reduced scale and enlarged once, as below.
         ld = _to_lab(bend(decoded.astype(np.float32), a_roi, t_roi, basis))
         ld_s = cv2.resize(ld, (ws, hs), interpolation=cv2.INTER_AREA)
-        low_real = _masked_lowpass(lr_s, skin_b, sigma_l)
         low_dec = _masked_lowpass(ld_s, skin_b, sigma_l)
-        g_low = cv2.resize(gate, low_real.shape[1::-1], interpolation=cv2.INTER_AREA)
-        low_source = cv2.blendLinear(low_real, low_dec, g_low, 1.0 - g_low)
-        shift = _masked_lowpass(la, skin_a, sigma_l) - low_source
-        size = (w, h)
-        g = cv2.resize(gate, size, interpolation=cv2.INTER_LINEAR)
+        g_low = cv2.resize(gate, low_b.shape[1::-1], interpolation=cv2.INTER_AREA)
+        low_b = cv2.blendLinear(low_b, low_dec, g_low, 1.0 - g_low)
+        g = cv2.resize(gate, (w, h), interpolation=cv2.INTER_LINEAR)
         source = cv2.blendLinear(lr, ld, g, 1.0 - g)
-        low_l = cv2.resize(cv2.extractChannel(low_source, 0), size, interpolation=cv2.INTER_LINEAR)
-        like_full = cv2.resize(like_b, size, interpolation=cv2.INTER_LINEAR)
-        out = _relit(source, low_l, cv2.resize(shift, size, interpolation=cv2.INTER_LINEAR), like_full)
-    else:
-        # A's low frequencies for B's: one difference of two low-passes, enlarged once.
-        low_b = _masked_lowpass(lr_s, skin_b, sigma_l)
-        shift = _masked_lowpass(la, skin_a, sigma_l) - low_b
-        size = (w, h)
-        low_l = cv2.resize(cv2.extractChannel(low_b, 0), size, interpolation=cv2.INTER_LINEAR)
-        like_full = cv2.resize(like_b, size, interpolation=cv2.INTER_LINEAR)
-        out = _relit(lr, low_l, cv2.resize(shift, size, interpolation=cv2.INTER_LINEAR), like_full)
+    shift = _masked_lowpass(la, skin_a, sigma_l) - low_b
+    size = (w, h)
+    low_l = cv2.resize(cv2.extractChannel(low_b, 0), size, interpolation=cv2.INTER_LINEAR)
+    like_full = cv2.resize(like_b, size, interpolation=cv2.INTER_LINEAR)
+    out = _relit(source, low_l, cv2.resize(shift, size, interpolation=cv2.INTER_LINEAR), like_full)
     face = _finish_lab(out, la, frame_s, skin_a > 0.5)
     # Hair and background are told from skin on B's own pixels, before A's light changes them.
     alpha = alpha * skin_weight(composite_s, t_s, region, like_b)
