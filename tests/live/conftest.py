@@ -39,7 +39,7 @@ def bank():
 @pytest.fixture(scope="session")
 def b_embeddings() -> np.ndarray:
     """dlib embeddings of B's face in six frames of B's clip: who the swapped faces should be."""
-    from live_helpers import face_identity
+    from live_helpers import face_embedding_of
 
     cap = cv2.VideoCapture(str(CLIP_B))
     out = []
@@ -47,8 +47,8 @@ def b_embeddings() -> np.ndarray:
         ok, image = cap.read()
         if not ok or len(out) == 6:
             break
-        if index % 20 == 0 and (found := face_identity(image)) is not None:
-            out.append(found[1])
+        if index % 20 == 0 and (found := face_embedding_of(image)) is not None:
+            out.append(found)
     cap.release()
     assert len(out) >= 3
     return np.stack(out)
