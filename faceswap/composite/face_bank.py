@@ -13,6 +13,7 @@ import io
 import logging
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ class FaceBank:
     def __post_init__(self) -> None:
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
+        self.token = uuid.uuid4().hex  # names this bank to the processes it is sent to
 
     def __len__(self) -> int:
         return len(self.crops)

@@ -7,7 +7,9 @@ Per stream:
   tracking in between (``detect.track_face``: HOG in a window around the last face), 68 landmarks
   every frame, causal One Euro smoothing, the causal choice of B's faces per region.
 - ``LiveSession.render`` (frames independent: runs in ``workers`` threads at once): the appearance
-  method's compose (``appearance.compose``, the batch path's own) on the face's ROI only, alpha blend, JPEG encode.
+  method's compose (``appearance.compose``, the batch path's own) on the face's ROI only and the
+  alpha blend, in a compose worker process when the server has them (``compose_processes``: the
+  GIL had made two render threads barely faster than one), then the JPEG encode.
 - ``LivePipeline``: the bounded queue between the transport and the session. ``put`` never blocks:
   when the queue is full the oldest queued frame is dropped (newest wins) and reported with the next
   reply. ``results`` yields replies strictly in sequence order.
@@ -18,7 +20,6 @@ that frame's reply with ``error`` set; the stream goes on.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import deque
@@ -31,7 +32,6 @@ import grpc
 import numpy as np
 
 from faceswap.composite import appearance as ap
-from faceswap.composite.blend import alpha_blend
 from faceswap.composite.causal import CausalChooser, OneEuroStream, RunningCentre
 from faceswap.composite.face_bank import FaceBank
 from faceswap.errors import InvalidArgument, ResourceExhausted, ServiceError
@@ -49,6 +49,7 @@ from faceswap.face.models import get_model
 from faceswap.limits import image_size, load_limits
 from faceswap.model.inference import TrainedModel, decode_faces
 from services.live import metrics
+from services.live.compose_processes import ComposeProcesses, cores, swap_roi
 
 JPEG, RAW = "jpeg", "raw"
 # Background detections of every stream (one thread: they are rare and must not take both cores).
@@ -76,7 +77,7 @@ class LiveSettings:
 
     def __post_init__(self) -> None:
         if self.workers <= 0:
-            self.workers = max(1, min(4, len(os.sched_getaffinity(0))))
+            self.workers = cores()
         checks = {
             "detect_max_side": 64 <= self.detect_max_side <= 4096,
             "detect_interval": 1 <= self.detect_interval <= 10_000,
@@ -134,8 +135,15 @@ class Prepared:
 class LiveSession:
     """One stream's state: the stream's frame size, the face track, the smoother, the chooser."""
 
-    def __init__(self, bank: FaceBank, settings: LiveSettings, model: TrainedModel | None = None) -> None:
+    def __init__(
+        self,
+        bank: FaceBank,
+        settings: LiveSettings,
+        model: TrainedModel | None = None,
+        processes: ComposeProcesses | None = None,
+    ) -> None:
         self.bank, self.settings, self.model = bank, settings, model
+        self.processes = processes  # None: frames are composed in the render threads themselves
         self.chooser = CausalChooser(
             bank.index, settings.switch_margin, settings.hold_frames, settings.crossfade_frames
         )
@@ -157,13 +165,22 @@ class LiveSession:
     def _warm_render(self) -> None:
         """B's first face swapped onto itself, before the ready reply: a process's first frames
         rendered 2-6x slower than the rest (first calls into OpenCV's and numpy's paths, the
-        decoder's first batch) and the 2-frame queue dropped one of them."""
+        decoder's first batch) and the 2-frame queue dropped one of them. With compose workers,
+        B's bank goes to each of them here too."""
         if not len(self.bank):
             return
         image = self.bank.image(0)
         lm = np.asarray(self.bank.index.landmarks[0], np.float64)
+        sources: ap.Sources = {r: [(0, 1.0)] for r in ap.REGIONS}
+        if self.processes is not None:
+            box = ap.roi_box(lm, image.shape[1], image.shape[0])
+            x0, y0, x1, y1 = box
+            # Only workers that never swapped render (a stream after the first pays nothing).
+            self.processes.prime(self.bank, (image[y0:y1, x0:x1], lm, box, sources, None))
+            if self.model is None:
+                return
         frame = InFrame(0, 0.0, RAW, b"", image.shape[1], image.shape[0])
-        self.render(Prepared(frame, image, lm, {r: [(0, 1.0)] for r in ap.REGIONS}, {}))
+        self.render(Prepared(frame, image, lm, sources, {}))
 
     # -- sequential part -------------------------------------------------------------------------
     def decode(self, frame: InFrame) -> np.ndarray:
@@ -320,19 +337,22 @@ class LiveSession:
                     model = self.model
                     crop, matrix = align_face(image, lm, model.size, model.coverage)
                     faces, _ = decode_faces(model.net, crop[None], "b", model.device)
-                    decoded = ap.decoded_in_roi(faces[0], matrix, box)
+                    decoded = (faces[0], matrix)
                     timings["model"] = time.perf_counter() - t0
                 t0 = time.perf_counter()
                 roi = image[y0:y1, x0:x1]
-                bank = self.bank
-                composed = ap.compose(roi, lm, box, prep.sources, bank.images, bank.index.landmarks, decoded)
-                timings["compose"] = time.perf_counter() - t0
+                if self.processes is None:
+                    blended, seconds = swap_roi(roi, lm, box, prep.sources, self.bank, decoded)
+                else:
+                    blended, seconds = self.processes.swap(self.bank, roi, lm, box, prep.sources, decoded)
+                    # The trip to the worker and back (the ROI both ways), beside its own stages.
+                    timings["handoff"] = max(0.0, time.perf_counter() - t0 - sum(seconds.values()))
+                timings.update(seconds)
                 t0 = time.perf_counter()
-                blended = alpha_blend(composed.face, roi, composed.alpha)
                 if not self.settings.reply_patch:
                     image = image.copy()
                     image[y0:y1, x0:x1] = blended
-                timings["blend"] = time.perf_counter() - t0
+                timings["blend"] += time.perf_counter() - t0
                 swapped = True
         t0 = time.perf_counter()
         out = OutFrame(prep.frame.sequence, prep.frame.capture_time, face_swapped=swapped)

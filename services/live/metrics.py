@@ -19,7 +19,7 @@ LATENCY = Histogram(
 )
 STAGE_SECONDS = Histogram(
     "faceswap_live_stage_seconds",
-    "Seconds per live frame and stage (queue, decode, track, detect, landmarks, choose, compose, blend, encode)",
+    "Seconds per live frame and stage (queue, decode, track, detect, landmarks, choose, model, compose, blend, handoff, encode)",
     ["stage"],
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.033, 0.05, 0.1, 0.2, 0.5, 1),
 )
@@ -27,4 +27,8 @@ BANK_SECONDS = Histogram(
     "faceswap_live_bank_seconds",
     "Seconds to build B's face bank at a stream's start (cache misses only)",
     buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120),
+)
+COMPOSE_WORKERS = Gauge("faceswap_live_compose_workers", "Processes composing live frames (one per core)")
+COMPOSE_RESTARTS = Counter(
+    "faceswap_live_compose_restarts_total", "Compose worker processes replaced after dying or hanging"
 )

@@ -24,7 +24,7 @@ from faceswap.model.inference import TrainedModel, load_trained_model
 from faceswap.storage import ObjectStore, open_store
 from services.common.pb.faceswap.v1 import common_pb2, live_pb2, live_pb2_grpc
 from services.common.server import ServiceSpec, serve
-from services.live import metrics
+from services.live import compose_processes, metrics
 from services.live.bank import FaceBank, bank_from_path, bank_from_store
 from services.live.core import JPEG, RAW, InFrame, LivePipeline, LiveSession, LiveSettings, OutFrame
 
@@ -165,7 +165,7 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
             if not cached:
                 metrics.BANK_SECONDS.observe(bank.seconds)
             model = self.load_model(first.config.model)
-            pipeline = LivePipeline(LiveSession(bank, settings, model))
+            pipeline = LivePipeline(LiveSession(bank, settings, model, compose_processes.shared()))
             context.add_callback(pipeline.stop)
             yield live_pb2.LiveFrame(
                 ready=live_pb2.LiveReady(

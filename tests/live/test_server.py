@@ -69,6 +69,33 @@ def test_frames_come_back_swapped_in_order_with_timings(stub, jpegs_a, frames_a,
     assert all(r.capture_time > 0 for r in replies)
 
 
+def test_a_compose_worker_dying_mid_stream_costs_no_frame(stub, jpegs_a) -> None:
+    """The compose workers are processes: one killed mid-stream is replaced, its frame sent again."""
+    import os
+    import signal
+
+    from services.live import compose_processes
+
+    pool = compose_processes.shared()
+    if pool is None:
+        pytest.skip("one core: frames are composed in the render threads")
+    killed: list[int] = []
+
+    def kill_after_fifth(msg: live_pb2.LiveFrame) -> None:
+        if msg.sequence == 5 and not killed:
+            killed.extend(w.process.pid for w in pool._all)
+            for pid in killed:
+                os.kill(pid, signal.SIGKILL)
+
+    stats = lc.stream(
+        stub, _config(queue_size=64), jpegs_a[:20], None, on_reply=kill_after_fifth, timeout=120
+    )
+    assert killed and stats.sequences == list(range(1, 21)) and not stats.errors
+    assert stats.swapped == 20
+    assert not {w.process.pid for w in pool._all} & set(killed)
+    assert "handoff" in stats.stage_seconds  # composed in a worker, not in the thread
+
+
 def test_a_trained_model_of_b_adds_the_decoders_face_hybrid(stub, jpegs_a, frames_a) -> None:
     """config.model (the bundled demo model): every frame swapped, the decoder timed per frame,
     and the picture differs from retrieval's only inside the face."""
