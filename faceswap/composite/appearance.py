@@ -48,6 +48,12 @@ _WEIGHT = np.array([3.0, 2.0, 3.0, 1.0, 1.5, 1.5, 0.7, 0.7])
 _CENTRED = np.array([False, True, False, True, False, False, True, True])
 
 
+def face_up(lm: np.ndarray) -> np.ndarray:
+    """Unit vector from the eyes towards the forehead (at right angles to the eye corners' line)."""
+    axis = (lm[45] - lm[36]) / max(float(np.linalg.norm(lm[45] - lm[36])), 1e-6)
+    return np.array([axis[1], -axis[0]])
+
+
 def _dist(lm: np.ndarray, i: int, j: int) -> np.ndarray:
     return np.linalg.norm(lm[..., i, :] - lm[..., j, :], axis=-1)
 
@@ -433,10 +439,7 @@ def face_mask(
         iod = float(interocular(lm))
         centre = lm[27:36].mean(0)
         pts = lm.copy()
-        eye_axis = lm[45] - lm[36]
-        eye_axis /= max(np.linalg.norm(eye_axis), 1e-6)
-        up = np.array([eye_axis[1], -eye_axis[0]])
-        pts[17:27] += up * forehead * iod  # above the brows, so they are not cut
+        pts[17:27] += face_up(lm) * forehead * iod  # above the brows, so they are not cut
         pts[0:17] = centre + (pts[0:17] - centre) * inset  # inside the jaw line and cheeks
         m = np.zeros((h, w), np.uint8)
         hull = cv2.convexHull(np.round(pts[:27]).astype(np.int32))
@@ -519,8 +522,7 @@ def feature_mask(lm: np.ndarray, shape: tuple[int, int], grow: float = 0.06) -> 
     lm = np.asarray(lm, np.float64)
     iod = float(interocular(lm))
     r = max(1.0, grow * iod)
-    eye_axis = (lm[45] - lm[36]) / max(float(np.linalg.norm(lm[45] - lm[36])), 1e-6)
-    up = np.array([eye_axis[1], -eye_axis[0]]) * BROW_HEIGHT * iod
+    up = face_up(lm) * BROW_HEIGHT * iod
     m = np.zeros(shape, np.uint8)
     for brow, eye in ((lm[17:22].copy(), lm[36:40]), (lm[26:21:-1].copy(), lm[45:41:-1])):
         # From the outer end inwards; the outer quarter is left to the skin test (temple hair).
@@ -588,10 +590,11 @@ def skin_weight(
     lm = np.asarray(lm, np.float64)
     h, w = image.shape[:2]
     weight = skin_likeness(image, lm, region) if likeness is None else likeness.copy()
+    iod = float(interocular(lm))
     weight[feature_mask(lm, (h, w)) > 0] = 1.0
     # Pulled back from hair before the blur, so the soft edge ends on skin: blurred as it was, the
     # edge's outer half lay on B's hair and left a dark fringe (a hook of hair at a brow's end).
-    sigma = max(1.0, 0.03 * float(interocular(lm)))
+    sigma = max(1.0, 0.03 * iod)
     r = max(1, round(2 * sigma))
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
     weight = cv2.erode(weight.astype(np.float32), disc)
@@ -695,8 +698,11 @@ def _part_mask(lm: np.ndarray, part: str, shape: tuple[int, int], grow: float) -
     iod = float(interocular(lm))
     r = max(1.0, grow * iod)
     if part == "eyes":
-        for sub in (np.r_[17:22, 36:42], np.r_[22:27, 42:48]):
-            _grown_hull(m, lm[sub], r)
+        # The brow to its top (dlib's points run along a thick brow's lower half): the face
+        # layer's brow showed above the eyes layer's, a second brow.
+        up = face_up(lm) * BROW_HEIGHT * iod
+        for brow, eye in ((lm[17:22], lm[36:42]), (lm[22:27], lm[42:48])):
+            _grown_hull(m, np.concatenate([brow, brow + up, eye]), r)
     else:
         _grown_hull(m, lm[_PART_POINTS[part]], r)
     return cv2.GaussianBlur(m.astype(np.float32) / 255.0, (0, 0), max(1.0, 0.08 * iod))

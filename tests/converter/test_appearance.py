@@ -318,3 +318,35 @@ def test_a_thick_brow_of_b_is_shown_to_its_top() -> None:
     for i in (19, 24):
         x, y = np.round(lm[i] - (x0, y0 + 0.16 * iod)).astype(int)
         assert alpha[y, x] > 0.8, (i, alpha[y, x])
+
+
+def _skins() -> tuple[np.ndarray, np.ndarray]:
+    a = np.broadcast_to(np.array([190.0, 195.0, 235.0]), (400, 400, 3)).astype(np.float32).copy()
+    b = np.broadcast_to(np.array([120.0, 160.0, 205.0]), (400, 400, 3)).astype(np.float32).copy()
+    return a, b
+
+
+def _thick_brows(b: np.ndarray, lm: np.ndarray, height: float) -> None:
+    for brow in (lm[17:22], lm[22:27]):
+        top = brow - (0, height)
+        cv2.fillPoly(b, [np.round(np.vstack([brow, top[::-1]])).astype(np.int32)], (50.0, 75.0, 125.0))
+
+
+def test_the_eyes_of_another_face_of_b_bring_their_own_brow_to_its_top() -> None:
+    """The eyes (and brows) may come from another face of B than the rest: the eyes layer covered
+    the brow only near dlib's points, so the face layer's thick brow showed above it, a second brow."""
+    lm = _face()
+    iod = float(ap.interocular(lm))
+    a, b_face = _skins()
+    b_eyes = b_face.copy()
+    _thick_brows(b_face, lm, 0.2 * iod)  # the face layer's brow: thick
+    _thick_brows(b_eyes, lm, 0.05 * iod)  # the eyes layer's: thin
+    box = ap.roi_box(lm, 400, 400)
+    x0, y0, x1, y1 = box
+    sources = {"face": [(0, 1.0)], "mouth": [(0, 1.0)], "eyes": [(1, 1.0)]}
+    out = ap.compose(_u8(a)[y0:y1, x0:x1], lm, box, sources, [_u8(b_face), _u8(b_eyes)], np.stack([lm, lm]))
+    lab = _lab(out.face)
+    for i in (19, 24):
+        x, y = np.round(lm[i] - (x0, y0 + 0.15 * iod)).astype(int)
+        x_skin, y_skin = np.round(lm[i] - (x0, y0 + 0.4 * iod)).astype(int)
+        assert lab[y, x, 0] > lab[y_skin, x_skin, 0] - 8, (i, lab[y, x, 0], lab[y_skin, x_skin, 0])
