@@ -294,4 +294,6 @@ def test_pacing_starts_at_the_first_frame_so_a_slow_reader_sends_no_burst(stub, 
     stats = lc.stream(stub, _config(queue_size=64), slow_start(), 10.0, on_reply=replies.append, timeout=120)
     assert stats.sequences == [1, 2, 3, 4, 5] and not stats.dropped
     sent = sorted(r.capture_time for r in replies)
-    assert min(np.diff(sent)) > 0.07, f"frames sent {np.diff(sent)} s apart at 10 frames/s"
+    # Paced from before the reader's start, all five were overdue and went out at once (span ~0);
+    # a pause of the whole process (a garbage collection late in the suite) can only widen it.
+    assert sent[-1] - sent[0] > 0.3, f"frames sent {np.diff(sent)} s apart at 10 frames/s"
