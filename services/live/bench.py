@@ -10,7 +10,8 @@ the bundled demo model (hybrid, trained on that pair). Client and server share t
 cores. Baseline: ``faceswap convert --method retrieval`` (the batch path with the same appearance
 method: detection, whole-sequence choice, compose, encode) on the same frames, its frames/s over the
 whole command. Realism, live against batch on the frames both swapped: Laplacian sharpness and mean
-L* inside A's inner face, and the share of frames whose dlib identity is nearer B's than A's.
+L* inside A's inner face, and the share of frames that read as B by the evaluator's rule
+(within dlib's same-person distance of B and nearer B than the face replaced).
 Sharpness is compared on what each path writes (live through ``faceswap live --output``'s encoder,
 after the timed run; batch through the converter's), and the batch reads a stream copy of the clip,
 never a re-encode. Writes live_<pair>_faces.png (input | live | batch face crops) in the work folder.
@@ -167,15 +168,19 @@ def _face_stats(image: np.ndarray, lm: np.ndarray) -> tuple[float, float]:
     return float(lap.var()), float(lab.mean())
 
 
-def _reads_as_b(image: np.ndarray, ref_a: np.ndarray, ref_b: np.ndarray) -> bool | None:
-    from faceswap.face.identity import face_embedding
-    from services.live.bank import largest_face
+def _reads_as_b(image: np.ndarray, source: np.ndarray | None, ref_b: np.ndarray) -> bool | None:
+    """The evaluator's rule (``metrics.reads_as_b``): within dlib's same-person distance of B and
+    nearer B than the face it replaced (``source``: that face's embedding)."""
+    from faceswap.evaluate.metrics import reads_as_b
 
-    lm = largest_face(image)
-    if lm is None:
+    e = _reference(image)
+    if e is None or source is None:
         return None
-    e = face_embedding(image, lm)
-    return bool(np.linalg.norm(e - ref_b) < np.linalg.norm(e - ref_a))
+    return reads_as_b(
+        float(np.linalg.norm(e - ref_b)),
+        float(np.linalg.norm(e - source)),
+        float(np.linalg.norm(source - ref_b)),
+    )
 
 
 def _reference(image: np.ndarray) -> np.ndarray | None:
@@ -220,7 +225,6 @@ def _pair(name: str, clip: Path, faces_b: Path, n: int, workdir: Path, raw_too: 
     for stage, seconds in stats.stage_means().items():
         rows.append({"metric": f"{p}_stage_{stage}", "value": seconds * 1000, "unit": "ms"})
     both = [s for s in probe if s in live_frames and s in batch_frames]
-    ref_a = _reference(frames[0])
     ref_b = _reference(_frames(faces_b, 1)[0][0])
     sharp_live, sharp_rec, sharp_batch, light_diff, as_b_live, as_b_batch = [], [], [], [], [], []
     for s in both:
@@ -234,9 +238,10 @@ def _pair(name: str, clip: Path, faces_b: Path, n: int, workdir: Path, raw_too: 
         sharp_rec.append(sr)
         sharp_batch.append(sb)
         light_diff.append(ll - lb)
-        if ref_a is not None and ref_b is not None:
-            as_b_live.append(_reads_as_b(live_frames[s], ref_a, ref_b))
-            as_b_batch.append(_reads_as_b(batch_frames[s], ref_a, ref_b))
+        if ref_b is not None:
+            source = _reference(frames[s - 1])
+            as_b_live.append(_reads_as_b(live_frames[s], source, ref_b))
+            as_b_batch.append(_reads_as_b(batch_frames[s], source, ref_b))
     if sharp_live:
         # Both as written to disk (live through --output's encoder, batch through the converter's),
         # and live as the client receives it (one JPEG, no video encode) beside it.
