@@ -9,6 +9,7 @@ written for ``stall_timeout_s`` (a client that stopped reading) or the client we
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import threading
@@ -166,6 +167,7 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
                 metrics.BANK_SECONDS.observe(bank.seconds)
             model = self.load_model(first.config.model)
             pipeline = LivePipeline(LiveSession(bank, settings, model, compose_processes.shared()))
+            _settle_heap()
             context.add_callback(pipeline.stop)
             yield live_pb2.LiveFrame(
                 ready=live_pb2.LiveReady(
@@ -243,6 +245,14 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
                 pipeline.stop()
                 context.cancel()
                 return
+
+
+def _settle_heap() -> None:
+    """Collects, then freezes what is alive (models, banks, modules) out of the garbage collector's
+    sight, before a stream's ready reply. Its full collections scan every object with the GIL held:
+    one of 85 ms in a 720p stream (187,000 objects) dropped frames; frozen, the stream ran none."""
+    gc.collect()
+    gc.freeze()
 
 
 def build_spec(store: ObjectStore | None = None) -> ServiceSpec:

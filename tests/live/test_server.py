@@ -53,6 +53,16 @@ def test_the_server_leaves_parallelism_to_its_render_workers(server) -> None:
     assert cv2.getNumThreads() == 1
 
 
+def test_a_stream_starts_with_the_servers_objects_frozen_out_of_the_collector(stub, jpegs_a) -> None:
+    """A full collection scans every object with the GIL held (85 ms mid-stream at 720p, frames
+    dropped); what is alive at a stream's start is frozen so streams run none."""
+    import gc
+
+    gc.unfreeze()
+    lc.stream(stub, _config(), jpegs_a[:2], None, timeout=120)
+    assert gc.get_freeze_count() > 10_000  # the models, the bank, the modules
+
+
 def test_frames_come_back_swapped_in_order_with_timings(stub, jpegs_a, frames_a, b_embeddings) -> None:
     replies: list[live_pb2.LiveFrame] = []
     stats = lc.stream(stub, _config(queue_size=64), jpegs_a[:12], None, on_reply=replies.append, timeout=120)
