@@ -576,7 +576,7 @@ class SQLiteJobStore(JobStore):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.poll_seconds = poll_seconds
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._all: list[tuple[sqlite3.Connection, threading.RLock]] = []
         self._all_lock = threading.Lock()
 
     def _conn(self) -> sqlite3.Connection:
@@ -590,24 +590,31 @@ class SQLiteJobStore(JobStore):
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA busy_timeout=30000")
             self._local.conn = conn
+            self._local.lock = threading.RLock()  # a read inside a transaction takes it again
             with self._all_lock:
-                self._all.append(conn)
+                self._all.append((conn, self._local.lock))
         return conn
 
+    # Each thread's connection is used under its own lock (never contended but by close): closing
+    # a connection another thread was reading on crashed the process (sqlite3 in CPython 3.11),
+    # a WatchJob stream still reading while a test's server shut down; now that read fails cleanly.
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        with self._local.lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        yield self._conn()
+        conn = self._conn()
+        with self._local.lock:
+            yield conn
 
     def _is_unique_violation(self, exc: Exception) -> bool:
         return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc)
@@ -618,8 +625,8 @@ class SQLiteJobStore(JobStore):
 
     def close(self) -> None:
         with self._all_lock:
-            for conn in self._all:
-                with contextlib.suppress(Exception):
+            for conn, lock in self._all:
+                with lock, contextlib.suppress(Exception):
                     conn.close()
             self._all.clear()
         self._local = threading.local()
