@@ -579,9 +579,11 @@ class SQLiteJobStore(JobStore):
         self._all: list[tuple[sqlite3.Connection, threading.RLock]] = []
         self._all_lock = threading.Lock()
 
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
+    def _conn(self) -> tuple[sqlite3.Connection, threading.RLock]:
+        """This thread's connection and its lock (one pair: close() may replace ``_local`` between
+        two reads of it)."""
+        pair = getattr(self._local, "pair", None)
+        if pair is None:
             # One connection per thread; isolation_level=None so we issue BEGIN ourselves.
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             conn.row_factory = sqlite3.Row
@@ -589,19 +591,19 @@ class SQLiteJobStore(JobStore):
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA busy_timeout=30000")
-            self._local.conn = conn
-            self._local.lock = threading.RLock()  # a read inside a transaction takes it again
+            pair = (conn, threading.RLock())  # RLock: a read inside a transaction takes it again
+            self._local.pair = pair
             with self._all_lock:
-                self._all.append((conn, self._local.lock))
-        return conn
+                self._all.append(pair)
+        return pair
 
     # Each thread's connection is used under its own lock (never contended but by close): closing
     # a connection another thread was reading on crashed the process (sqlite3 in CPython 3.11),
     # a WatchJob stream still reading while a test's server shut down; now that read fails cleanly.
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        with self._local.lock:
+        conn, lock = self._conn()
+        with lock:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -612,8 +614,8 @@ class SQLiteJobStore(JobStore):
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        with self._local.lock:
+        conn, lock = self._conn()
+        with lock:
             yield conn
 
     def _is_unique_violation(self, exc: Exception) -> bool:
